@@ -1,0 +1,1 @@
+//! `appplatform-emulator`: see the crate README.

@@ -1,0 +1,3 @@
+//! App Platform app specs.
+pub use model::*;
+mod model;

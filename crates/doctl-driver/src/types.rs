@@ -1,0 +1,302 @@
+//! What App Platform reports about apps: the types every `Platform` returns.
+
+use std::fmt;
+
+use appspec::AppSpec;
+use time::OffsetDateTime;
+
+/// An app as App Platform reports it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct App {
+    /// App id (a UUID on App Platform).
+    pub id: String,
+    /// The app's current spec.
+    pub spec: AppSpec,
+    /// Public URL of the app; `None` when it has none (workers-only apps never get one).
+    pub live_url: Option<String>,
+    /// Region slug the app runs in, when known.
+    pub region: Option<String>,
+    /// The deployment now serving, if any.
+    pub active_deployment: Option<Deployment>,
+    /// The deployment being rolled out, if any.
+    pub in_progress_deployment: Option<Deployment>,
+    /// The deployment waiting to start, if any (create and update responses carry it).
+    pub pending_deployment: Option<Deployment>,
+    /// When the app was created.
+    pub created_at: Option<OffsetDateTime>,
+    /// When the app last changed.
+    pub updated_at: Option<OffsetDateTime>,
+}
+
+impl App {
+    /// The app's name (`spec.name`).
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// The app's status, derived from its in-progress deployment as well as its active one.
+    ///
+    /// A failed or cancelled in-progress deployment wins over an older active one, so a failed
+    /// first deployment is seen at once instead of after a readiness timeout.
+    #[must_use]
+    pub fn status(&self) -> AppStatus {
+        let pending = self.in_progress_deployment.as_ref().or(self.pending_deployment.as_ref());
+        if let Some(deployment) = pending {
+            match deployment.phase {
+                DeploymentPhase::Error | DeploymentPhase::Canceled => {
+                    return AppStatus::Failed {
+                        phase: deployment.phase,
+                        reason: deployment.failure_reason(),
+                    };
+                }
+                DeploymentPhase::Active if self.active_deployment.is_none() => {
+                    return AppStatus::Active;
+                }
+                phase if self.active_deployment.is_none() => {
+                    return AppStatus::Deploying { phase, progress: deployment.progress.clone() };
+                }
+                _ => {}
+            }
+        }
+        match &self.active_deployment {
+            Some(active) if active.phase == DeploymentPhase::Active => AppStatus::Active,
+            Some(active) => match active.phase {
+                DeploymentPhase::Error | DeploymentPhase::Canceled => AppStatus::Failed {
+                    phase: active.phase,
+                    reason: active.failure_reason(),
+                },
+                phase => AppStatus::Deploying { phase, progress: active.progress.clone() },
+            },
+            None => AppStatus::Unknown,
+        }
+    }
+
+    /// The names of the app's long-running components (services, then workers).
+    pub fn component_names(&self) -> impl Iterator<Item = &str> {
+        self.spec
+            .services
+            .iter()
+            .map(|s| s.name.as_str())
+            .chain(self.spec.workers.iter().map(|w| w.name.as_str()))
+    }
+}
+
+/// Where an app stands, in one word and its details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AppStatus {
+    /// A deployment is on its way (no deployment is active yet).
+    Deploying {
+        /// The phase it is in.
+        phase: DeploymentPhase,
+        /// Its step counts, when reported.
+        progress: Option<Progress>,
+    },
+    /// The app is serving.
+    Active,
+    /// The latest deployment failed or was cancelled.
+    Failed {
+        /// `ERROR` or `CANCELED`.
+        phase: DeploymentPhase,
+        /// Why, as reported by the deployment's steps, when known.
+        reason: Option<String>,
+    },
+    /// Nothing tells: no deployment at all.
+    Unknown,
+}
+
+impl AppStatus {
+    /// Whether the app is serving.
+    #[must_use]
+    pub fn is_active(&self) -> bool {
+        matches!(self, AppStatus::Active)
+    }
+
+    /// Whether the app's deployment ended in failure.
+    #[must_use]
+    pub fn is_failed(&self) -> bool {
+        matches!(self, AppStatus::Failed { .. })
+    }
+}
+
+impl fmt::Display for AppStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AppStatus::Deploying { phase, .. } => write!(f, "{phase}"),
+            AppStatus::Active => f.write_str("ACTIVE"),
+            AppStatus::Failed { phase, .. } => write!(f, "{phase}"),
+            AppStatus::Unknown => f.write_str("UNKNOWN"),
+        }
+    }
+}
+
+/// One deployment of an app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Deployment {
+    /// Deployment id.
+    pub id: String,
+    /// Its phase.
+    pub phase: DeploymentPhase,
+    /// Its step counts; App Platform always reports them.
+    pub progress: Option<Progress>,
+    /// What caused it (for example `initial deployment`).
+    pub cause: Option<String>,
+    /// When it was created.
+    pub created_at: Option<OffsetDateTime>,
+    /// When it last changed.
+    pub updated_at: Option<OffsetDateTime>,
+}
+
+impl Deployment {
+    /// A deployment in the given phase with nothing else known.
+    #[must_use]
+    pub fn new(id: impl Into<String>, phase: DeploymentPhase) -> Self {
+        Deployment {
+            id: id.into(),
+            phase,
+            progress: None,
+            cause: None,
+            created_at: None,
+            updated_at: None,
+        }
+    }
+
+    /// The reason of the first failed step, when the deployment reports one.
+    #[must_use]
+    pub fn failure_reason(&self) -> Option<String> {
+        let progress = self.progress.as_ref()?;
+        progress.steps.iter().find_map(|step| {
+            if step.status == "ERROR" {
+                Some(step.reason.clone().unwrap_or_else(|| step.name.clone()))
+            } else {
+                None
+            }
+        })
+    }
+}
+
+/// The phase of a deployment, as App Platform names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DeploymentPhase {
+    /// Not known (also what unknown phase names parse to).
+    Unknown,
+    /// Waiting to build.
+    PendingBuild,
+    /// Building.
+    Building,
+    /// Waiting to deploy.
+    PendingDeploy,
+    /// Deploying.
+    Deploying,
+    /// Serving.
+    Active,
+    /// Replaced by a newer deployment.
+    Superseded,
+    /// Failed.
+    Error,
+    /// Cancelled.
+    Canceled,
+}
+
+impl DeploymentPhase {
+    /// Every phase, in App Platform's order.
+    pub const ALL: [DeploymentPhase; 9] = [
+        DeploymentPhase::Unknown,
+        DeploymentPhase::PendingBuild,
+        DeploymentPhase::Building,
+        DeploymentPhase::PendingDeploy,
+        DeploymentPhase::Deploying,
+        DeploymentPhase::Active,
+        DeploymentPhase::Superseded,
+        DeploymentPhase::Error,
+        DeploymentPhase::Canceled,
+    ];
+
+    /// The phase's API name, for example `PENDING_BUILD`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentPhase::Unknown => "UNKNOWN",
+            DeploymentPhase::PendingBuild => "PENDING_BUILD",
+            DeploymentPhase::Building => "BUILDING",
+            DeploymentPhase::PendingDeploy => "PENDING_DEPLOY",
+            DeploymentPhase::Deploying => "DEPLOYING",
+            DeploymentPhase::Active => "ACTIVE",
+            DeploymentPhase::Superseded => "SUPERSEDED",
+            DeploymentPhase::Error => "ERROR",
+            DeploymentPhase::Canceled => "CANCELED",
+        }
+    }
+
+    /// Parses an API name; anything unknown is [`DeploymentPhase::Unknown`].
+    #[must_use]
+    pub fn parse(name: &str) -> Self {
+        Self::ALL.into_iter().find(|p| p.as_str() == name).unwrap_or(DeploymentPhase::Unknown)
+    }
+
+    /// Whether no further phase follows (`ACTIVE`, `SUPERSEDED`, `ERROR`, `CANCELED`).
+    #[must_use]
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            DeploymentPhase::Active
+                | DeploymentPhase::Superseded
+                | DeploymentPhase::Error
+                | DeploymentPhase::Canceled
+        )
+    }
+}
+
+impl fmt::Display for DeploymentPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Step counts of a deployment (what `doctl apps create --wait` reads).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Progress {
+    /// Steps still pending.
+    pub pending_steps: u32,
+    /// Steps running.
+    pub running_steps: u32,
+    /// Steps done.
+    pub success_steps: u32,
+    /// Steps failed.
+    pub error_steps: u32,
+    /// All steps.
+    pub total_steps: u32,
+    /// The steps themselves, flattened, when reported.
+    pub steps: Vec<ProgressStep>,
+}
+
+/// One step of a deployment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProgressStep {
+    /// Step name, for example `build` or `deploy`.
+    pub name: String,
+    /// `PENDING`, `RUNNING`, `SUCCESS` or `ERROR`.
+    pub status: String,
+    /// Why it is in that state, when reported.
+    pub reason: Option<String>,
+}
+
+/// One running instance of a component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Instance {
+    /// The component it belongs to.
+    pub component_name: String,
+    /// Its name (what `apps console` takes as third argument).
+    pub instance_name: String,
+    /// `SERVICE`, `WORKER` or `JOB`.
+    pub component_type: String,
+    /// A short alias, when reported.
+    pub instance_alias: Option<String>,
+}

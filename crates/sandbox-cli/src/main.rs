@@ -1,0 +1,3 @@
+//! The `sandbox` command.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! `sandbox-core`: see the crate README.

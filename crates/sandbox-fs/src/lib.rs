@@ -1,0 +1,1 @@
+//! `sandbox-fs`: see the crate README.

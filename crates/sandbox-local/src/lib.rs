@@ -1,0 +1,1 @@
+//! `sandbox-local`: see the crate README.
