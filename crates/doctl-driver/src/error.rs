@@ -108,7 +108,10 @@ impl Error {
     /// An [`Error::Other`] with a message and no source.
     #[must_use]
     pub fn other(message: impl Into<String>) -> Self {
-        Error::Other { message: message.into(), source: None }
+        Error::Other {
+            message: message.into(),
+            source: None,
+        }
     }
 
     /// An [`Error::Other`] with a message and its cause.
@@ -117,7 +120,10 @@ impl Error {
         message: impl Into<String>,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {
-        Error::Other { message: message.into(), source: Some(source.into()) }
+        Error::Other {
+            message: message.into(),
+            source: Some(source.into()),
+        }
     }
 
     /// An [`Error::NotFound`].

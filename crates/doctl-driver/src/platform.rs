@@ -33,7 +33,11 @@ pub trait Platform: Send + Sync + fmt::Debug {
 
     /// Finds an app by its spec name; `Ok(None)` when no app has that name.
     async fn find_app(&self, name: &str) -> Result<Option<App>> {
-        Ok(self.list_apps().await?.into_iter().find(|app| app.spec.name == name))
+        Ok(self
+            .list_apps()
+            .await?
+            .into_iter()
+            .find(|app| app.spec.name == name))
     }
 
     /// Deletes an app and everything running in it.
@@ -134,7 +138,10 @@ pub struct TermSize {
 
 impl Default for TermSize {
     fn default() -> Self {
-        TermSize { cols: 200, rows: 50 }
+        TermSize {
+            cols: 200,
+            rows: 50,
+        }
     }
 }
 

@@ -42,7 +42,10 @@ impl App {
     /// first deployment is seen at once instead of after a readiness timeout.
     #[must_use]
     pub fn status(&self) -> AppStatus {
-        let pending = self.in_progress_deployment.as_ref().or(self.pending_deployment.as_ref());
+        let pending = self
+            .in_progress_deployment
+            .as_ref()
+            .or(self.pending_deployment.as_ref());
         if let Some(deployment) = pending {
             match deployment.phase {
                 DeploymentPhase::Error | DeploymentPhase::Canceled => {
@@ -55,7 +58,10 @@ impl App {
                     return AppStatus::Active;
                 }
                 phase if self.active_deployment.is_none() => {
-                    return AppStatus::Deploying { phase, progress: deployment.progress.clone() };
+                    return AppStatus::Deploying {
+                        phase,
+                        progress: deployment.progress.clone(),
+                    };
                 }
                 _ => {}
             }
@@ -67,7 +73,10 @@ impl App {
                     phase: active.phase,
                     reason: active.failure_reason(),
                 },
-                phase => AppStatus::Deploying { phase, progress: active.progress.clone() },
+                phase => AppStatus::Deploying {
+                    phase,
+                    progress: active.progress.clone(),
+                },
             },
             None => AppStatus::Unknown,
         }
@@ -164,17 +173,15 @@ impl Deployment {
         }
     }
 
-    /// The reason of the first failed step, when the deployment reports one.
+    /// Why the deployment failed: the reason of the first failed step that gives one, else the
+    /// name of the last failed step (the innermost, in a flattened step tree).
     #[must_use]
     pub fn failure_reason(&self) -> Option<String> {
         let progress = self.progress.as_ref()?;
-        progress.steps.iter().find_map(|step| {
-            if step.status == "ERROR" {
-                Some(step.reason.clone().unwrap_or_else(|| step.name.clone()))
-            } else {
-                None
-            }
-        })
+        let failed = || progress.steps.iter().filter(|step| step.status == "ERROR");
+        failed()
+            .find_map(|step| step.reason.clone())
+            .or_else(|| failed().next_back().map(|step| step.name.clone()))
     }
 }
 
@@ -235,7 +242,10 @@ impl DeploymentPhase {
     /// Parses an API name; anything unknown is [`DeploymentPhase::Unknown`].
     #[must_use]
     pub fn parse(name: &str) -> Self {
-        Self::ALL.into_iter().find(|p| p.as_str() == name).unwrap_or(DeploymentPhase::Unknown)
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == name)
+            .unwrap_or(DeploymentPhase::Unknown)
     }
 
     /// Whether no further phase follows (`ACTIVE`, `SUPERSEDED`, `ERROR`, `CANCELED`).
@@ -279,7 +289,7 @@ pub struct Progress {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ProgressStep {
-    /// Step name, for example `build` or `deploy`.
+    /// Step path in the step tree, for example `build` or `deploy/components/sandbox/deploy`.
     pub name: String,
     /// `PENDING`, `RUNNING`, `SUCCESS` or `ERROR`.
     pub status: String,
