@@ -69,3 +69,4 @@ pub mod marker;
 mod model;
 mod template;
 mod validate;
+mod yaml;

@@ -357,11 +357,18 @@ impl AppSpec {
 
     /// Renders the spec as YAML, the format `doctl apps create --spec` reads.
     ///
+    /// Strings are written bare only when they are plain words or paths; anything a YAML 1.1
+    /// reader such as doctl's could take for another type (`no`, `on`, `1_000`, `24.04`) or
+    /// that needs escaping (quotes, backslashes, newlines, `: `, `#`, leading spaces) is
+    /// double-quoted, so every value reads back exactly.
+    ///
     /// # Errors
     ///
     /// [`SpecError::Render`] if the serializer fails (in practice it does not for this model).
     pub fn to_yaml(&self) -> Result<String, SpecError> {
-        serde_yaml::to_string(self).map_err(|e| SpecError::render(SpecFormat::Yaml, e))
+        let value =
+            serde_json::to_value(self).map_err(|e| SpecError::render(SpecFormat::Yaml, e))?;
+        Ok(crate::yaml::render(&value))
     }
 
     /// Renders the spec as pretty-printed JSON (two-space indents, no trailing newline).
@@ -492,6 +499,26 @@ impl EnvVar {
     /// Whether the variable is a secret.
     pub fn is_secret(&self) -> bool {
         self.kind.as_deref() == Some("SECRET")
+    }
+}
+
+impl IngressSpec {
+    /// Routing with these rules.
+    pub fn new(rules: Vec<IngressRule>) -> Self {
+        IngressSpec {
+            rules,
+            extra: Extra::new(),
+        }
+    }
+}
+
+impl AlertSpec {
+    /// An enabled alert on this rule (for example `DEPLOYMENT_FAILED`), with no threshold.
+    pub fn new(rule: impl Into<String>) -> Self {
+        AlertSpec {
+            rule: rule.into(),
+            ..AlertSpec::default()
+        }
     }
 }
 
