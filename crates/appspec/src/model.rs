@@ -8,6 +8,8 @@
 //! read from the API and written back loses nothing. [`AppSpec::validate`] looks into `extra`
 //! where App Platform has a rule about a field the model leaves out (ports on a worker).
 
+use std::fmt;
+
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -22,13 +24,21 @@ pub type Extra = Map<String, Value>;
 #[non_exhaustive]
 pub struct AppSpec {
     /// App name, unique per account (`^[a-z][a-z0-9-]{0,30}[a-z0-9]$`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub name: String,
     /// Long-running components reachable over HTTP.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_default"
+    )]
     pub services: Vec<ServiceSpec>,
     /// Long-running components without ports.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_default"
+    )]
     pub workers: Vec<WorkerSpec>,
     /// Region slug (`atl`, `nyc`, ... or a data-centre slug such as `atl1`).
     #[serde(
@@ -38,10 +48,18 @@ pub struct AppSpec {
     )]
     pub region: Option<String>,
     /// App-level environment variables, shared by all components.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_default"
+    )]
     pub envs: Vec<EnvVar>,
     /// App-level alerts.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_default"
+    )]
     pub alerts: Vec<AlertSpec>,
     /// HTTP routing rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,17 +70,23 @@ pub struct AppSpec {
 }
 
 /// A container image from a registry.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `Debug` hides `registry_credentials` (kept in `extra` when a spec carries one).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ImageSource {
     /// `DOCKER_HUB`, `DOCR` or `GHCR`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub registry_type: String,
     /// Registry owner (GHCR: the owner; DOCKER_HUB: user or org; DOCR: empty).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_default"
+    )]
     pub registry: String,
     /// Repository name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub repository: String,
     /// Tag (exclusive with `digest`).
     #[serde(
@@ -72,7 +96,11 @@ pub struct ImageSource {
     )]
     pub tag: String,
     /// Digest (exclusive with `tag`).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_default"
+    )]
     pub digest: String,
     /// Fields this model does not know (`registry_credentials`, `deploy_on_push`, ...).
     #[serde(flatten)]
@@ -84,7 +112,7 @@ pub struct ImageSource {
 #[non_exhaustive]
 pub struct ServiceSpec {
     /// Component name (same rule as app names).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub name: String,
     /// Container image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,10 +125,18 @@ pub struct ServiceSpec {
     )]
     pub run_command: String,
     /// Component environment variables.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_default"
+    )]
     pub envs: Vec<EnvVar>,
     /// Instance size slug.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_default"
+    )]
     pub instance_size_slug: String,
     /// Number of instances.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,10 +148,18 @@ pub struct ServiceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,
     /// Ports reachable only from inside the app.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_default"
+    )]
     pub internal_ports: Vec<u16>,
     /// Component alerts.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_default"
+    )]
     pub alerts: Vec<AlertSpec>,
     /// Fields this model does not know (`autoscaling`, `liveness_health_check`, ...).
     #[serde(flatten)]
@@ -127,7 +171,7 @@ pub struct ServiceSpec {
 #[non_exhaustive]
 pub struct WorkerSpec {
     /// Component name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub name: String,
     /// Container image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -140,16 +184,28 @@ pub struct WorkerSpec {
     )]
     pub run_command: String,
     /// Component environment variables.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_default"
+    )]
     pub envs: Vec<EnvVar>,
     /// Instance size slug.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_default"
+    )]
     pub instance_size_slug: String,
     /// Number of instances.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_count: Option<u32>,
     /// Component alerts.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_default"
+    )]
     pub alerts: Vec<AlertSpec>,
     /// Fields this model does not know. Ports (`http_port`, `internal_ports`, `health_check`)
     /// end up here when a spec gives them to a worker; [`AppSpec::validate`] rejects them.
@@ -188,11 +244,13 @@ pub struct HealthCheck {
 }
 
 /// An environment variable.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `Debug` hides the value of a `SECRET`.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct EnvVar {
     /// Name (`^[_A-Za-z][_A-Za-z0-9]*$`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub key: String,
     /// Value (for SECRET, the API returns ciphertext `EV[1:...]`).
     #[serde(
@@ -214,7 +272,7 @@ pub struct EnvVar {
 #[non_exhaustive]
 pub struct AlertSpec {
     /// Rule, for example `DEPLOYMENT_FAILED`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub rule: String,
     /// Whether the alert is off.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -235,7 +293,11 @@ pub struct AlertSpec {
 #[non_exhaustive]
 pub struct IngressSpec {
     /// Rules, first match wins.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_default"
+    )]
     pub rules: Vec<IngressRule>,
     /// Fields this model does not know.
     #[serde(flatten)]
@@ -286,7 +348,7 @@ pub struct PathMatch {
 #[non_exhaustive]
 pub struct IngressComponent {
     /// Component name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub name: String,
     /// Fields this model does not know (`preserve_path_prefix`, `rewrite`).
     #[serde(flatten)]
@@ -325,6 +387,48 @@ impl<'a> ComponentRef<'a> {
             ComponentRef::Service(s) => &s.envs,
             ComponentRef::Worker(w) => &w.envs,
         }
+    }
+}
+
+/// Stands in for a secret in `Debug` output.
+struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Debug for EnvVar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value: &dyn fmt::Debug = if self.is_secret() {
+            &Redacted
+        } else {
+            &self.value
+        };
+        f.debug_struct("EnvVar")
+            .field("key", &self.key)
+            .field("value", value)
+            .field("scope", &self.scope)
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+impl fmt::Debug for ImageSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut extra = self.extra.clone();
+        if let Some(credentials) = extra.get_mut("registry_credentials") {
+            *credentials = Value::String("<redacted>".to_owned());
+        }
+        f.debug_struct("ImageSource")
+            .field("registry_type", &self.registry_type)
+            .field("registry", &self.registry)
+            .field("repository", &self.repository)
+            .field("tag", &self.tag)
+            .field("digest", &self.digest)
+            .field("extra", &extra)
+            .finish()
     }
 }
 
@@ -542,6 +646,15 @@ impl IngressRule {
     }
 }
 
+/// Reads `null` (or an empty YAML value) as the field's default instead of failing.
+fn null_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 /// Reads a string field that a hand-written YAML spec may give as a bare number or boolean
 /// (`tag: 24.04`, `value: 1`): the scalar is kept as text instead of failing the parse.
 fn scalar_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
@@ -556,7 +669,7 @@ fn opt_scalar_string<'de, D: Deserializer<'de>>(
     impl<'de> Visitor<'de> for ScalarVisitor {
         type Value = Option<String>;
 
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a string")
         }
 

@@ -520,3 +520,51 @@ fn check_alerts(list: &str, alerts: &[AlertSpec]) -> Result<(), SpecError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_of_maps_data_centres_to_regions() {
+        assert_eq!(region_of("atl1"), Some("atl"));
+        assert_eq!(region_of("nyc3"), Some("nyc"));
+        assert_eq!(region_of("fra"), Some("fra"));
+        assert_eq!(region_of("mars1"), None);
+        for slug in REGIONS {
+            assert!(
+                region_of(slug).is_some_and(|r| REGIONS.contains(&r)),
+                "{slug}"
+            );
+        }
+    }
+
+    #[test]
+    fn name_rule_edges() {
+        assert!(check_name("name", "ab").is_ok());
+        assert!(check_name("name", &format!("a{}", "0".repeat(31))).is_ok());
+        assert!(check_name("name", &format!("a{}", "0".repeat(32))).is_err());
+        assert!(check_name("name", "a--b").is_ok());
+        assert!(check_name("name", "a-").is_err());
+        assert!(check_name("name", "-a").is_err());
+        assert!(check_name("name", "aB").is_err());
+    }
+
+    #[test]
+    fn env_key_rule_edges() {
+        for good in ["A", "_", "_1", "a_B_9", "PATH"] {
+            assert!(check_env_key("envs.key", good).is_ok(), "{good}");
+        }
+        for bad in ["", "1A", "A-B", "A B", "É", "A.B"] {
+            let err = check_env_key("envs.key", bad).unwrap_err();
+            assert_eq!(err.field(), Some("envs.key"));
+        }
+    }
+
+    #[test]
+    fn every_single_instance_size_is_a_known_size() {
+        for size in SINGLE_INSTANCE_SIZES {
+            assert!(INSTANCE_SIZES.contains(size));
+        }
+    }
+}

@@ -134,3 +134,43 @@ fn yaml_1_1_lookalikes_are_quoted() {
         assert!(yaml.contains(&line), "{value:?} is not quoted in:\n{yaml}");
     }
 }
+
+#[test]
+fn debug_output_hides_secrets() {
+    let spec = SandboxTemplate::new(ImageKind::Python, ComponentType::Worker)
+        .name("sandbox-secret")
+        .secret_env("API_TOKEN", "tok-very-secret")
+        .env("VISIBLE", "plain-value")
+        .build()
+        .unwrap();
+    let mut spec = spec;
+    spec.workers[0]
+        .image
+        .as_mut()
+        .unwrap()
+        .extra
+        .insert("registry_credentials".into(), "user:ghp_creds".into());
+    let debug = format!("{spec:?}");
+    assert!(!debug.contains("tok-very-secret"), "{debug}");
+    assert!(!debug.contains("ghp_creds"), "{debug}");
+    assert!(debug.contains("plain-value"));
+    assert!(debug.contains("API_TOKEN"));
+    // The rendered spec still carries them: App Platform needs the values.
+    assert!(spec.to_yaml().unwrap().contains("tok-very-secret"));
+}
+
+#[test]
+fn null_and_empty_values_read_as_defaults() {
+    let yaml = "name: nulls\nenvs:\nalerts: null\nworkers:\n  - name: w1\n    envs: ~\n    image:\n      \
+                registry_type: GHCR\n      registry: o\n      repository: r\n      tag:\n";
+    let spec = AppSpec::from_yaml(yaml).unwrap();
+    assert!(spec.envs.is_empty() && spec.alerts.is_empty());
+    assert!(spec.workers[0].envs.is_empty());
+    assert_eq!(spec.workers[0].image.as_ref().unwrap().tag, "");
+    spec.validate().unwrap();
+    let json = r#"{"name":"nulls","region":null,"services":null,"workers":[{"name":"w1",
+        "image":{"registry_type":"GHCR","registry":"o","repository":"r"},"envs":null}]}"#;
+    let spec = AppSpec::from_json(json).unwrap();
+    assert_eq!(spec.region, None);
+    spec.validate().unwrap();
+}
