@@ -1,0 +1,2 @@
+//! doctl stand-in (being written).
+fn main() {}

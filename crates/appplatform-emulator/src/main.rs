@@ -1,0 +1,2 @@
+//! `appplatform-emulator`: serves App Platform on localhost.
+fn main() {}
