@@ -16,7 +16,7 @@
 //!   (`from_env`) or from any lookup (`from_lookup`).
 //! - [`sandbox_marker`] and [`detect_sandbox`] tell whether a spec is a sandbox and of what
 //!   kind, through the app-level `DO_APP_SANDBOX` env var every template carries
-//!   (see [`marker`](crate::marker)).
+//!   (see [`marker`]).
 //! - [`AppSpec::validate`] checks App Platform's rules; a [`SpecError`] names the field in
 //!   App Platform's dotted style (`services.health_check.port`) and the rule.
 //!

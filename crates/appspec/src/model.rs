@@ -357,6 +357,7 @@ pub struct IngressComponent {
 
 /// A borrowed service or worker, for code that treats both alike.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub enum ComponentRef<'a> {
     /// An entry of `services`.
     Service(&'a ServiceSpec),

@@ -2,7 +2,7 @@
 //!
 //! The fields match what the Python SDK renders (one component named `sandbox`, a GHCR image
 //! `<owner>/sandbox-<kind>:<tag>`, one instance; a service adds `http_port` 8080,
-//! `internal_ports` [9090] and a `/sandbox_health` check on 9090), plus the app-level marker
+//! `internal_ports: [9090]` and a `/sandbox_health` check on 9090), plus the app-level marker
 //! env var described in [`crate::marker`]. Defaults come from [`TemplateDefaults`], which reads
 //! the same environment variables as the Python SDK through an injectable lookup.
 
@@ -120,7 +120,7 @@ impl FromStr for ImageKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ComponentType {
-    /// A service: `http_port` 8080, `internal_ports` [9090], health check on 9090.
+    /// A service: `http_port` 8080, `internal_ports: [9090]`, health check on 9090.
     Service,
     /// A worker: no ports, no URL.
     Worker,
