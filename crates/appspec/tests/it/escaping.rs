@@ -174,3 +174,32 @@ fn null_and_empty_values_read_as_defaults() {
     assert_eq!(spec.region, None);
     spec.validate().unwrap();
 }
+
+/// Thousands of pseudo-random values over an alphabet of YAML's special characters (fixed
+/// seed, so the test is deterministic).
+#[test]
+fn random_values_survive_yaml() {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let alphabet: Vec<char> = "ab09 :#-'\"\\\n\r\t?!&*|>%@`,[]{}~=<._/yYnNoO+é✓\u{7}\u{7f}\u{85}\
+                               \u{a0}\u{2028}\u{feff}🦀"
+        .chars()
+        .collect();
+    let values: Vec<String> = (0..2000)
+        .map(|_| {
+            let len = (next() % 12) as usize;
+            (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect()
+        })
+        .collect();
+    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+    let spec = spec_with(&refs, ComponentType::Worker);
+    let back = AppSpec::from_yaml(&spec.to_yaml().unwrap()).unwrap();
+    assert_eq!(back, spec);
+}
