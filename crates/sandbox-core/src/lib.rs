@@ -1,1 +1,83 @@
-//! `sandbox-core`: see the crate README.
+//! Sandboxes on DigitalOcean App Platform (or on this machine): what a user holds.
+//!
+//! `sandbox-core` sits on the [`Platform`](doctl_driver::Platform) seam of `doctl-driver`
+//! (implemented by `Doctl`, `DoApi` and `sandbox_local::LocalPlatform`) and under `sandbox-fs`
+//! and the `sandbox` CLI. It creates, finds and deletes sandboxes, and runs commands in them
+//! with byte-exact output over one console per sandbox, kept open and reused.
+//!
+//! # Overview
+//!
+//! - [`Sandbox`]: lifecycle ([`Sandbox::builder`], [`Sandbox::connect`], [`Sandbox::list`],
+//!   [`Sandbox::status`], [`Sandbox::wait_ready`], [`Sandbox::url`], [`Sandbox::delete`]),
+//!   commands ([`Sandbox::exec`], [`Sandbox::exec_with`], [`Sandbox::exec_stream`]) and
+//!   background processes ([`Sandbox::launch`], [`Sandbox::processes`], [`Sandbox::kill`],
+//!   [`Sandbox::kill_all`], [`Sandbox::process_log`]).
+//! - [`ExecRequest`] (shell or argv, env, cwd, stdin, timeout) and [`ExecOutput`] (status,
+//!   stdout and stderr as bytes); [`ExecStream`] of [`ExecEvent`]s.
+//! - [`Session`]: commands that keep `cd` and `export` from one call to the next.
+//! - [`with_sandbox`]: a sandbox deleted when the scope ends, on success, error or panic.
+//! - [`blocking`]: the same API without async.
+//! - [`Error`]: one error type, with [`Error::is_retryable`].
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use sandbox_core::{ExecRequest, Sandbox};
+//! # async fn run(platform: Arc<dyn doctl_driver::Platform>) -> Result<(), Box<dyn std::error::Error>> {
+//! let sandbox = Sandbox::builder()
+//!     .image(appspec::ImageKind::Python)
+//!     .platform(platform)
+//!     .create()
+//!     .await?;
+//! let out = sandbox.exec("python3 -c 'print(6*7)'").await?;
+//! assert_eq!(out.stdout, b"42\n");
+//! let out = sandbox
+//!     .exec_with(ExecRequest::argv(["cat"]).stdin(vec![0u8, 159, 146, 150]))
+//!     .await?;
+//! assert_eq!(out.stdout, [0u8, 159, 146, 150]);
+//! sandbox.delete().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # How commands travel
+//!
+//! The first command opens a console (an interactive shell on a remote terminal) and turns it
+//! into an agent: a small POSIX sh loop that reads requests as short ASCII lines and answers
+//! with base64 frames tagged with a per-console nonce and the command's id. Prompts, echo,
+//! escapes and carriage returns are ignored; output can never be mistaken for a frame since it
+//! is encoded. Each command runs in the background in its own process group, so many run at
+//! once and a timeout kills the whole group. See `docs/exec-protocol.md`.
+//!
+//! # Cancellation and drop
+//!
+//! Dropping an `exec` future or an [`ExecStream`] before the command ends sends SIGKILL to the
+//! command's process group. Dropping the last clone of a [`Sandbox`] closes its console (the
+//! sandbox itself stays; call [`Sandbox::delete`]). A lost console fails the commands it
+//! carried with [`Error::ConsoleLost`]; they are never run again, and the next command opens a
+//! new console.
+//!
+//! # Features
+//!
+//! | feature | adds |
+//! | --- | --- |
+//! | `test-util` | `testing::PtyPlatform`: a `Platform` whose consoles are `bash -i` on local pseudo-terminals, and a hostile-terminal wrapper |
+//! | `conformance` | `conformance`: the shared test suite of the whole `Sandbox` API, generic over a platform |
+
+pub use error::{Error, Result};
+pub use exec::{ExecEvent, ExecOutput, ExecRequest, ExecStream, ExitStatus};
+pub use process::{LaunchRequest, ProcessHandle, ProcessInfo, Signal};
+pub use sandbox::{
+    DEFAULT_CONSOLE_TIMEOUT, DEFAULT_READY_TIMEOUT, Sandbox, SandboxBuilder, SandboxInfo, Session,
+    with_sandbox,
+};
+
+pub mod blocking;
+mod channel;
+mod error;
+mod exec;
+mod process;
+mod protocol;
+mod sandbox;
+mod script;

@@ -1,0 +1,48 @@
+N=$1
+T=${TMPDIR:-/tmp}
+D=$T/.sandbox-exec.$N
+umask 077
+mkdir -p "$D" || { printf '@%s:0:f:mkdir\n' "$N"; exit 1; }
+echo $$ >"$D/agent"
+B= E=
+_f() { printf '@%s:%s:%s:%s\n' "$N" "$1" "$2" "$3"; }
+_w() { if [ ${#3} -le 900 ]; then _f "$@"; else _f "$@" | dd ibs=65536 obs=1048576 2>/dev/null; fi; }
+_c() {
+  [ -s "$3" ] || return 0
+  k=0
+  while c=$(dd if="$3" bs=393216 skip=$k count=1 2>/dev/null | base64 -w0); [ -n "$c" ]; do
+    _w "$1" "$2" "$c"; [ ${#c} -lt 524288 ] && break; k=$((k+1))
+  done
+}
+_s() { while c=$(dd bs=65536 count=1 2>/dev/null | base64 -w0); [ -n "$c" ]; do _w "$1" "$2" "$c"; done; }
+_g() { for f in "$1"/*.p; do [ -f "$f" ] && read -r p <"$f" && [ -n "$p" ] && kill -9 -"$p" 2>/dev/null; done; }
+_z() { _g "$D"; rm -rf "$D"; exit 0; }
+_a() { B=$B$1; }
+_b() { E=$E$1; }
+_i() { printf %s "$2" >>"$D/$1.b"; }
+_k() { : >"$D/$1.k"; p=; [ -f "$D/$1.p" ] && read -r p <"$D/$1.p"; [ -n "$p" ] && { kill -"$2" -"$p" 2>/dev/null || kill -"$2" "$p" 2>/dev/null; }; }
+_j() {
+  i=$1 o=$D/$1.o e=$D/$1.e n=/dev/null
+  if [ -n "$_E" ]; then _S=$(printf %s "$_E" | base64 -d) || { _f "$i" f script; return; }; fi
+  if [ -f "$D/$i.b" ]; then base64 -d <"$D/$i.b" >"$D/$i.i" || { _f "$i" f stdin; return; }; n=$D/$i.i; fi
+  if [ "$2" = s ]; then
+    rm -f "$o" "$e"; mkfifo "$o" "$e" || { _f "$i" f fifo; return; }
+    _s "$i" o <"$o" & a=$!
+    _s "$i" e <"$e" & b=$!
+  fi
+  timeout -s KILL "$3" sh -c "$_S" <"$n" >"$o" 2>"$e" & p=$!
+  echo "$p" >"$D/$i.p"
+  [ -f "$D/$i.k" ] && { kill -9 -"$p" 2>/dev/null || kill -9 "$p" 2>/dev/null; }
+  wait "$p"; r=$?
+  if [ "$2" = s ]; then wait "$a" "$b"; else _c "$i" o "$o"; _c "$i" e "$e"; fi
+  _f "$i" x "$r"
+  rm -f "$o" "$e" "$D/$i.p" "$D/$i.b" "$D/$i.i" "$D/$i.k"
+}
+_x() { B=$B$4; _S=$B _E=$E; B= E=; _j "$1" "$2" "$3" 2>/dev/null & }
+for d in "$T"/.sandbox-exec.*; do
+  [ "$d" != "$D" ] && [ -f "$d/agent" ] && read -r q <"$d/agent" && ! kill -0 "$q" 2>/dev/null && { _g "$d"; rm -rf "$d"; }
+done
+trap _z HUP TERM
+_f 0 r 1
+while IFS= read -r l; do eval "$l"; done
+_z

@@ -1,0 +1,149 @@
+//! The one error type of this crate.
+
+use std::time::Duration;
+
+use doctl_driver::DeploymentPhase;
+
+use crate::exec::ExitStatus;
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a sandbox operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The app, component or process does not exist.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for, for example "app `abc`".
+        what: String,
+    },
+    /// The sandbox did not become ready in time.
+    #[error("sandbox `{app_id}` is not ready after {waited:?}: last status {status}")]
+    NotReady {
+        /// App id.
+        app_id: String,
+        /// The last status seen (for example `DEPLOYING`).
+        status: String,
+        /// How long it was waited for.
+        waited: Duration,
+    },
+    /// The sandbox's deployment failed or was cancelled.
+    #[error("deployment of sandbox `{app_id}` ended in {phase}{}", reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default())]
+    DeploymentFailed {
+        /// App id.
+        app_id: String,
+        /// `ERROR` or `CANCELED`.
+        phase: DeploymentPhase,
+        /// Why, when the deployment says.
+        reason: Option<String>,
+    },
+    /// An operation did not finish within its deadline.
+    #[error("`{operation}` did not finish within {timeout:?}")]
+    Timeout {
+        /// What was running (a command is shortened to its first 80 bytes).
+        operation: String,
+        /// The deadline it had.
+        timeout: Duration,
+    },
+    /// The console to the sandbox ended while an operation depended on it.
+    ///
+    /// A command cut off this way is never run again behind the caller's back: it may or may
+    /// not have run, or may still be running.
+    #[error("console to sandbox lost: {reason}")]
+    ConsoleLost {
+        /// What happened and what was cut off.
+        reason: String,
+    },
+    /// The remote side answered something the exec protocol does not allow.
+    #[error("exec protocol error: {message}")]
+    Protocol {
+        /// What was wrong.
+        message: String,
+    },
+    /// A command ended unsuccessfully where success was required ([`ExecOutput::exit_ok`](crate::ExecOutput::exit_ok)).
+    #[error("`{command}` failed with {status}{}", if stderr.is_empty() { String::new() } else { format!(": {stderr}") })]
+    CommandFailed {
+        /// The command (first 80 bytes).
+        command: String,
+        /// How it ended.
+        status: ExitStatus,
+        /// The end of its stderr (at most 400 bytes, lossy UTF-8).
+        stderr: String,
+    },
+    /// An argument breaks a rule before anything is sent.
+    #[error("invalid argument `{name}`: {reason}")]
+    InvalidArgument {
+        /// The argument.
+        name: String,
+        /// The rule it breaks.
+        reason: String,
+    },
+    /// The app spec could not be built.
+    #[error("invalid sandbox spec")]
+    Spec(#[from] appspec::SpecError),
+    /// The platform (doctl, the API, the local provider) failed.
+    #[error("platform error")]
+    Platform(#[from] doctl_driver::Error),
+}
+
+impl Error {
+    /// Whether trying again later may succeed: timeouts, lost consoles, and platform errors
+    /// that are themselves retryable (rate limits, network errors).
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Timeout { .. } | Error::ConsoleLost { .. } | Error::NotReady { .. } => true,
+            Error::Platform(e) => e.is_retryable(),
+            _ => false,
+        }
+    }
+
+    /// Whether the thing asked for does not exist.
+    #[must_use]
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            Error::NotFound { .. } => true,
+            Error::Platform(e) => e.is_not_found(),
+            _ => false,
+        }
+    }
+
+    /// Whether this is a timeout of an operation.
+    #[must_use]
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+
+    pub(crate) fn invalid(name: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            name: name.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn protocol(message: impl Into<String>) -> Self {
+        Error::Protocol {
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn lost(reason: impl Into<String>) -> Self {
+        Error::ConsoleLost {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The first `max` bytes of a command, for messages, cut at a character boundary.
+pub(crate) fn shorten(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}

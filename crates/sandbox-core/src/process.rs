@@ -1,0 +1,391 @@
+//! Background processes: launch, list, signal, logs, wait.
+//!
+//! Launched processes are tracked inside the sandbox, under `$HOME/.sandbox/procs` (or
+//! `/tmp/.sandbox/procs` when the home folder is not writable): `<pid>.cmd` holds the command,
+//! `<pid>.log` its stdout and stderr, `<pid>.exit` its exit status once it ends. A later
+//! [`Sandbox::connect`] therefore still knows them.
+//!
+//! Each launched command runs as `nohup timeout 0 sh -c <wrapper>`: `timeout` makes it the
+//! leader of its own process group (so signals reach compound commands and their children)
+//! without a deadline, and the wrapper records the log and the exit status. The pid reported
+//! is that of the group leader.
+
+use std::fmt;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::exec::{ExecRequest, ExitStatus};
+use crate::protocol::{check_env_key, check_no_nul, quote};
+use crate::sandbox::Sandbox;
+
+const PROCS_DIR: &str = "R=\"${HOME:-/tmp}/.sandbox/procs\"; { [ -d \"$R\" ] || mkdir -p \"$R\"; } 2>/dev/null || { R=/tmp/.sandbox/procs; mkdir -p \"$R\" || exit 1; }\n";
+
+const ALIVE_FN: &str = "_alive() { kill -0 \"$1\" 2>/dev/null || return 1; [ -r \"/proc/$1/stat\" ] || return 0; read -r _ _ _s _ <\"/proc/$1/stat\"; [ \"$_s\" != Z ]; }\n";
+
+/// A signal to send to a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Signal {
+    /// SIGHUP (1).
+    Hup,
+    /// SIGINT (2).
+    Int,
+    /// SIGQUIT (3).
+    Quit,
+    /// SIGKILL (9).
+    Kill,
+    /// SIGUSR1 (10).
+    Usr1,
+    /// SIGUSR2 (12).
+    Usr2,
+    /// SIGTERM (15).
+    Term,
+    /// SIGCONT (18).
+    Cont,
+    /// SIGSTOP (19).
+    Stop,
+    /// Any signal by number.
+    Other(i32),
+}
+
+impl Signal {
+    /// The signal number (Linux numbering).
+    #[must_use]
+    pub fn number(self) -> i32 {
+        match self {
+            Signal::Hup => 1,
+            Signal::Int => 2,
+            Signal::Quit => 3,
+            Signal::Kill => 9,
+            Signal::Usr1 => 10,
+            Signal::Usr2 => 12,
+            Signal::Term => 15,
+            Signal::Cont => 18,
+            Signal::Stop => 19,
+            Signal::Other(n) => n,
+        }
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "signal {}", self.number())
+    }
+}
+
+/// A background command to launch: see [`Sandbox::launch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct LaunchRequest {
+    command: String,
+    cwd: Option<String>,
+    env: Vec<(String, String)>,
+}
+
+impl LaunchRequest {
+    /// A shell command line (compound commands such as `cd app && npm start` work).
+    pub fn new(command: impl Into<String>) -> Self {
+        LaunchRequest {
+            command: command.into(),
+            cwd: None,
+            env: Vec::new(),
+        }
+    }
+
+    /// Starts it in this directory.
+    pub fn cwd(mut self, dir: impl Into<String>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// Sets an environment variable for it.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+}
+
+/// One process as `ps` reports it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ProcessInfo {
+    /// Process id (in the sandbox's PID space).
+    pub pid: u32,
+    /// CPU use in percent, when known.
+    pub cpu: Option<f32>,
+    /// Memory use in percent, when known.
+    pub mem: Option<f32>,
+    /// State as `ps` prints it (`S`, `R+`, `Ss`, ...).
+    pub state: String,
+    /// The command line.
+    pub command: String,
+}
+
+/// A launched background process.
+#[derive(Debug, Clone)]
+pub struct ProcessHandle {
+    sandbox: Sandbox,
+    pid: u32,
+    log_path: String,
+}
+
+impl ProcessHandle {
+    /// Its pid (the leader of its process group).
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Where its stdout and stderr go, inside the sandbox.
+    #[must_use]
+    pub fn log_path(&self) -> &str {
+        &self.log_path
+    }
+
+    /// Its output so far, or the last `tail_lines` lines of it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sandbox::process_log`].
+    pub async fn log(&self, tail_lines: Option<usize>) -> Result<Vec<u8>> {
+        self.sandbox.process_log(self.pid, tail_lines).await
+    }
+
+    /// Sends a signal to its whole process group.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sandbox::kill`].
+    pub async fn kill(&self, signal: Signal) -> Result<()> {
+        self.sandbox.kill(self.pid, signal).await
+    }
+
+    /// Whether it is still running.
+    ///
+    /// # Errors
+    ///
+    /// Exec errors.
+    pub async fn is_running(&self) -> Result<bool> {
+        let script = format!("{ALIVE_FN}_alive {}", self.pid);
+        Ok(self.sandbox.exec(&script).await?.success())
+    }
+
+    /// Waits until it ends, at most `timeout`.
+    ///
+    /// Returns its exit status as recorded by its wrapper, or `None` when it ended without one
+    /// (its wrapper was killed too, for example by SIGKILL to the group).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when it is still running after `timeout`; exec errors.
+    pub async fn wait(&self, timeout: Duration) -> Result<Option<ExitStatus>> {
+        let start = Instant::now();
+        let script = format!(
+            "{PROCS_DIR}{ALIVE_FN}while _alive {pid} && [ ! -f \"$R/{pid}.exit\" ]; do sleep 0.1; done\n\
+             if [ -f \"$R/{pid}.exit\" ]; then cat \"$R/{pid}.exit\"; else echo none; fi",
+            pid = self.pid
+        );
+        let request = ExecRequest::shell(script).timeout(timeout);
+        let output = match self.sandbox.exec_with(request).await {
+            Err(Error::Timeout { .. }) => {
+                return Err(Error::Timeout {
+                    operation: format!("waiting for process {}", self.pid),
+                    timeout: start.elapsed().max(timeout),
+                });
+            }
+            other => other?.exit_ok()?,
+        };
+        let text = output.stdout_text();
+        let text = text.trim();
+        if text == "none" {
+            return Ok(None);
+        }
+        let status: u8 = text.parse().map_err(|_| {
+            Error::protocol(format!(
+                "exit record of process {} is not a status: {text:?}",
+                self.pid
+            ))
+        })?;
+        Ok(Some(ExitStatus::from_shell_status(status)))
+    }
+}
+
+impl Sandbox {
+    /// Launches a background command; it keeps running after this call and after the console
+    /// closes, until it ends, is killed, or the sandbox is deleted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a bad env key; [`Error::CommandFailed`] when it cannot
+    /// be started (for example a missing `cwd`); exec errors.
+    pub async fn launch(&self, request: LaunchRequest) -> Result<ProcessHandle> {
+        check_no_nul("command", &request.command)?;
+        let mut script = String::from(PROCS_DIR);
+        if let Some(dir) = &request.cwd {
+            check_no_nul("cwd", dir)?;
+            script.push_str(&format!("cd -- {} || exit 1\n", quote(dir)));
+        }
+        for (key, value) in &request.env {
+            check_env_key(key)?;
+            check_no_nul("env", value)?;
+            script.push_str(&format!("export {key}={}\n", quote(value)));
+        }
+        let command = quote(&request.command);
+        script.push_str(&format!(
+            "nohup timeout 0 sh -c 'trap : TERM INT HUP; exec >\"$1/$PPID.log\" 2>&1 </dev/null; (eval \"$2\"); echo $? >\"$1/$PPID.exit\"' sandbox-proc \"$R\" {command} >/dev/null 2>&1 </dev/null &\n\
+             p=$!\nprintf '%s\\n' {command} >\"$R/$p.cmd\"\nprintf '%s\\n%s\\n' \"$p\" \"$R/$p.log\"\n"
+        ));
+        let output = self
+            .exec_with(ExecRequest::shell(script).timeout(Duration::from_secs(60)))
+            .await?
+            .exit_ok()?;
+        let text = output.stdout_text();
+        let mut lines = text.lines();
+        let pid = lines
+            .next()
+            .and_then(|l| l.trim().parse::<u32>().ok())
+            .ok_or_else(|| Error::protocol(format!("launch did not report a pid: {text:?}")))?;
+        let log_path = lines.next().unwrap_or_default().to_owned();
+        tracing::debug!(pid, "process launched");
+        Ok(ProcessHandle {
+            sandbox: self.clone(),
+            pid,
+            log_path,
+        })
+    }
+
+    /// Lists the sandbox's processes, those whose command contains `pattern` when given.
+    ///
+    /// Uses `ps` when the image has it, else reads `/proc` (then without %CPU and %MEM).
+    ///
+    /// # Errors
+    ///
+    /// Exec errors.
+    pub async fn processes(&self, pattern: Option<&str>) -> Result<Vec<ProcessInfo>> {
+        let script = "if command -v ps >/dev/null 2>&1; then ps -eo pid=,pcpu=,pmem=,stat=,args=; else \
+             for d in /proc/[0-9]*; do [ -r \"$d/stat\" ] || continue; read -r p _ s _ <\"$d/stat\" 2>/dev/null || continue; \
+             c=$(tr '\\000' ' ' <\"$d/cmdline\" 2>/dev/null); echo \"$p - - $s $c\"; done; fi";
+        let output = self.exec(script).await?.exit_ok()?;
+        let text = output.stdout_text();
+        Ok(text
+            .lines()
+            .filter_map(parse_ps_line)
+            .filter(|p| !p.command.starts_with("ps -eo pid=,pcpu="))
+            .filter(|p| pattern.is_none_or(|pat| p.command.contains(pat)))
+            .collect())
+    }
+
+    /// Sends a signal to a process: to its whole process group when this tool launched it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when no such process exists; exec errors.
+    pub async fn kill(&self, pid: u32, signal: Signal) -> Result<()> {
+        let sig = signal.number();
+        let script = format!(
+            "{PROCS_DIR}if [ -f \"$R/{pid}.cmd\" ]; then kill -{sig} -{pid} 2>/dev/null || kill -{sig} {pid}; else kill -{sig} {pid}; fi"
+        );
+        let output = self.exec(&script).await?;
+        if output.success() {
+            return Ok(());
+        }
+        if output
+            .stderr_text()
+            .to_ascii_lowercase()
+            .contains("no such process")
+        {
+            return Err(Error::NotFound {
+                what: format!("process {pid}"),
+            });
+        }
+        output.exit_ok().map(|_| ())
+    }
+
+    /// Ends every process this tool launched in the sandbox that is still running (SIGTERM to
+    /// each group, then SIGKILL to those still alive after 3 s). Returns their pids.
+    ///
+    /// # Errors
+    ///
+    /// Exec errors.
+    pub async fn kill_all(&self) -> Result<Vec<u32>> {
+        let script = format!(
+            "{PROCS_DIR}{ALIVE_FN}l=\nfor f in \"$R\"/*.cmd; do [ -f \"$f\" ] || continue; p=${{f##*/}}; p=${{p%.cmd}}; \
+             _alive \"$p\" || continue; kill -15 -\"$p\" 2>/dev/null || kill -15 \"$p\" 2>/dev/null; l=\"$l $p\"; echo \"$p\"; done\n\
+             n=0; while [ $n -lt 30 ]; do a=; for p in $l; do _alive \"$p\" && a=1; done; [ -z \"$a\" ] && break; sleep 0.1; n=$((n+1)); done\n\
+             for p in $l; do _alive \"$p\" && {{ kill -9 -\"$p\" 2>/dev/null || kill -9 \"$p\" 2>/dev/null; }}; done; exit 0"
+        );
+        let output = self
+            .exec_with(ExecRequest::shell(script).timeout(Duration::from_secs(30)))
+            .await?
+            .exit_ok()?;
+        Ok(output
+            .stdout_text()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect())
+    }
+
+    /// A launched process's log (stdout and stderr), whole or its last `tail_lines` lines.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when this tool has no log for that pid; exec errors.
+    pub async fn process_log(&self, pid: u32, tail_lines: Option<usize>) -> Result<Vec<u8>> {
+        let read = match tail_lines {
+            Some(n) => format!("tail -n {n} \"$f\""),
+            None => "cat \"$f\"".to_owned(),
+        };
+        let script = format!(
+            "{PROCS_DIR}f=\"$R/{pid}.log\"; if [ -f \"$f\" ]; then {read}; elif [ -f \"$R/{pid}.cmd\" ]; then :; else exit 3; fi"
+        );
+        let output = self.exec(&script).await?;
+        match output.code() {
+            Some(0) => Ok(output.stdout),
+            Some(3) => Err(Error::NotFound {
+                what: format!("log of launched process {pid}"),
+            }),
+            _ => output.exit_ok().map(|o| o.stdout),
+        }
+    }
+}
+
+fn parse_ps_line(line: &str) -> Option<ProcessInfo> {
+    let mut rest = line.trim_start();
+    let mut fields = Vec::with_capacity(4);
+    for _ in 0..4 {
+        let end = rest.find(char::is_whitespace)?;
+        fields.push(&rest[..end]);
+        rest = rest[end..].trim_start();
+    }
+    let pid = fields[0].parse().ok()?;
+    Some(ProcessInfo {
+        pid,
+        cpu: fields[1].parse().ok(),
+        mem: fields[2].parse().ok(),
+        state: fields[3].to_owned(),
+        command: rest.trim_end().to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ps_lines() {
+        let p = parse_ps_line("   42  0.5  1.2 Ss   python3 -m http.server  8080").unwrap();
+        assert_eq!(p.pid, 42);
+        assert_eq!(p.cpu, Some(0.5));
+        assert_eq!(p.mem, Some(1.2));
+        assert_eq!(p.state, "Ss");
+        assert_eq!(p.command, "python3 -m http.server  8080");
+        let p = parse_ps_line("7 - - S sleep 5").unwrap();
+        assert_eq!(
+            (p.cpu, p.state.as_str(), p.command.as_str()),
+            (None, "S", "sleep 5")
+        );
+        assert!(parse_ps_line("garbage").is_none());
+    }
+}
