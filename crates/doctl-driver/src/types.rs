@@ -310,3 +310,175 @@ pub struct Instance {
     /// A short alias, when reported.
     pub instance_alias: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(
+        active: Option<Deployment>,
+        in_progress: Option<Deployment>,
+        pending: Option<Deployment>,
+    ) -> App {
+        App {
+            id: "a".into(),
+            spec: AppSpec::default(),
+            live_url: None,
+            region: None,
+            active_deployment: active,
+            in_progress_deployment: in_progress,
+            pending_deployment: pending,
+            created_at: None,
+            updated_at: None,
+        }
+    }
+
+    fn dep(phase: DeploymentPhase) -> Option<Deployment> {
+        Some(Deployment::new("d", phase))
+    }
+
+    fn failed_with_reason(phase: DeploymentPhase) -> Option<Deployment> {
+        let mut d = Deployment::new("d", phase);
+        d.progress = Some(Progress {
+            error_steps: 1,
+            total_steps: 3,
+            steps: vec![
+                ProgressStep {
+                    name: "build".into(),
+                    status: "SUCCESS".into(),
+                    reason: None,
+                },
+                ProgressStep {
+                    name: "deploy".into(),
+                    status: "ERROR".into(),
+                    reason: None,
+                },
+                ProgressStep {
+                    name: "deploy/components/sandbox".into(),
+                    status: "ERROR".into(),
+                    reason: Some("container exited 1".into()),
+                },
+            ],
+            ..Progress::default()
+        });
+        Some(d)
+    }
+
+    #[test]
+    fn no_deployment_is_unknown() {
+        assert_eq!(app(None, None, None).status(), AppStatus::Unknown);
+    }
+
+    #[test]
+    fn first_deployment_in_progress_is_deploying() {
+        let status = app(None, dep(DeploymentPhase::Building), None).status();
+        assert!(matches!(
+            status,
+            AppStatus::Deploying {
+                phase: DeploymentPhase::Building,
+                ..
+            }
+        ));
+        let status = app(None, None, dep(DeploymentPhase::PendingBuild)).status();
+        assert!(matches!(
+            status,
+            AppStatus::Deploying {
+                phase: DeploymentPhase::PendingBuild,
+                ..
+            }
+        ));
+        assert_eq!(status.to_string(), "PENDING_BUILD");
+    }
+
+    #[test]
+    fn failed_first_deployment_is_seen_at_once() {
+        let status = app(None, failed_with_reason(DeploymentPhase::Error), None).status();
+        assert_eq!(
+            status,
+            AppStatus::Failed {
+                phase: DeploymentPhase::Error,
+                reason: Some("container exited 1".into())
+            }
+        );
+        assert!(status.is_failed());
+        let status = app(None, dep(DeploymentPhase::Canceled), None).status();
+        assert!(matches!(
+            status,
+            AppStatus::Failed {
+                phase: DeploymentPhase::Canceled,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn failed_redeploy_over_an_active_one_is_failed() {
+        let status = app(
+            dep(DeploymentPhase::Active),
+            dep(DeploymentPhase::Error),
+            None,
+        )
+        .status();
+        assert!(status.is_failed());
+    }
+
+    #[test]
+    fn redeploy_in_progress_over_active_stays_active() {
+        let status = app(
+            dep(DeploymentPhase::Active),
+            dep(DeploymentPhase::Deploying),
+            None,
+        )
+        .status();
+        assert!(status.is_active());
+    }
+
+    #[test]
+    fn active_only_is_active() {
+        assert!(
+            app(dep(DeploymentPhase::Active), None, None)
+                .status()
+                .is_active()
+        );
+        assert!(
+            app(None, dep(DeploymentPhase::Active), None)
+                .status()
+                .is_active()
+        );
+    }
+
+    #[test]
+    fn failure_reason_falls_back_to_innermost_failed_step() {
+        let mut d = Deployment::new("d", DeploymentPhase::Error);
+        d.progress = Some(Progress {
+            steps: vec![
+                ProgressStep {
+                    name: "deploy".into(),
+                    status: "ERROR".into(),
+                    reason: None,
+                },
+                ProgressStep {
+                    name: "deploy/wait".into(),
+                    status: "ERROR".into(),
+                    reason: None,
+                },
+            ],
+            ..Progress::default()
+        });
+        assert_eq!(d.failure_reason().as_deref(), Some("deploy/wait"));
+        assert_eq!(
+            Deployment::new("d", DeploymentPhase::Error).failure_reason(),
+            None
+        );
+    }
+
+    #[test]
+    fn phases_round_trip_and_unknown_names_parse_to_unknown() {
+        for phase in DeploymentPhase::ALL {
+            assert_eq!(DeploymentPhase::parse(phase.as_str()), phase);
+        }
+        assert_eq!(DeploymentPhase::parse("EXPLODED"), DeploymentPhase::Unknown);
+        assert!(DeploymentPhase::Superseded.is_terminal());
+        assert!(!DeploymentPhase::Deploying.is_terminal());
+    }
+}

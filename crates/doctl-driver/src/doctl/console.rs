@@ -23,7 +23,7 @@ use tokio::process::Child;
 use tokio::sync::Mutex;
 
 use crate::doctl::parse::{self, Subject};
-use crate::doctl::runner::{GroupGuard, Runner};
+use crate::doctl::runner::{GroupGuard, Runner, spawn_retrying};
 use crate::error::{Error, Result};
 use crate::platform::{Console, ConsoleTarget, TermSize};
 
@@ -50,6 +50,7 @@ pub(crate) struct DoctlConsole {
     subject: Subject,
     send_timeout: Duration,
     closed: AtomicBool,
+    exited: AtomicBool,
 }
 
 struct ReadState {
@@ -136,10 +137,19 @@ impl DoctlConsole {
         let mut envs = Vec::new();
         runner.apply_env(&mut |key, value| envs.push((key.to_owned(), value.to_owned())));
         command = command.envs(envs);
-        let child = command.spawn(pts).map_err(|e| match e {
-            pty_process::Error::Io(source) => runner.spawn_error(source),
-            other => pty_error("attach doctl to", other),
-        })?;
+        let spawned = spawn_retrying(|| {
+            command.spawn_borrowed(&pts).map_err(|e| match e {
+                pty_process::Error::Io(source) => source,
+                pty_process::Error::Rustix(errno) => io::Error::from(errno),
+                other => io::Error::other(other.to_string()),
+            })
+        })
+        .await;
+        // The child holds the terminal now; our handles on it (the slave and the command's
+        // copies of it) must close, or reads never see the child's exit.
+        drop(command);
+        drop(pts);
+        let child = spawned.map_err(|e| runner.spawn_error(e))?;
         let group = GroupGuard::new(&child);
         let (read, write) = pty.into_split();
         let console = DoctlConsole {
@@ -155,6 +165,7 @@ impl DoctlConsole {
             subject,
             send_timeout: timeouts.send,
             closed: AtomicBool::new(false),
+            exited: AtomicBool::new(false),
         };
         console.await_first_output(timeouts.connect).await?;
         Ok(console)
@@ -237,11 +248,12 @@ impl DoctlConsole {
             }
         };
         self.disarm_group();
+        self.exited.store(true, Ordering::Release);
         match status {
             Some(status) if status.success() => Ended::Clean,
             other => Ended::Failed {
                 code: other.and_then(|s| s.code()),
-                detail: parse::error_line(&String::from_utf8_lossy(tail)),
+                detail: parse::last_error_in_terminal(&String::from_utf8_lossy(tail)),
             },
         }
     }
@@ -254,7 +266,14 @@ impl DoctlConsole {
             Ended::Failed {
                 code,
                 detail: Some(detail),
-            } => parse::classify(detail, *code, &self.subject),
+            } => match parse::classify(detail, *code, &self.subject) {
+                // Anything doctl says that is not an API or auth error ends the session
+                // abnormally (a non-JSON frame, a broken WebSocket).
+                Error::Other { .. } if !detail.contains("raw mode") => Error::ConsoleLost {
+                    reason: detail.clone(),
+                },
+                other => other,
+            },
             Ended::Failed { code, detail: None } => Error::ConsoleLost {
                 reason: format!(
                     "`{}` ended ({}) without an error message",
@@ -294,6 +313,16 @@ impl DoctlConsole {
 impl Console for DoctlConsole {
     #[tracing::instrument(level = "trace", skip_all, fields(len = data.len()))]
     async fn send(&self, data: &[u8]) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::ConsoleLost {
+                reason: "the console was closed".to_owned(),
+            });
+        }
+        if self.exited.load(Ordering::Acquire) {
+            return Err(Error::ConsoleLost {
+                reason: "doctl has exited".to_owned(),
+            });
+        }
         let mut writer = self.writer.lock().await;
         let write = async {
             writer.write_all(data).await?;

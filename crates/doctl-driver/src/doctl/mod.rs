@@ -21,9 +21,11 @@ use crate::types::{App, Deployment, Instance};
 
 use self::console::{ConsoleTimeouts, DoctlConsole};
 use self::parse::{RawOutput, Subject};
-use self::runner::{GroupGuard, Runner, resolve_binary};
+use self::runner::{GroupGuard, Runner, resolve_binary, spawn_retrying};
 
 mod console;
+#[cfg(test)]
+mod fixture_tests;
 pub(crate) mod parse;
 mod runner;
 
@@ -296,13 +298,13 @@ impl Platform for Doctl {
 
     #[tracing::instrument(skip_all, fields(app_id = %request.app_id))]
     async fn logs(&self, request: &LogsRequest) -> Result<LogStream> {
-        self.spawn_logs(request)
+        self.spawn_logs(request).await
     }
 }
 
 impl Doctl {
     /// `doctl apps logs <id> [<component>] --type <kind> [--follow] [--tail N]`, line by line.
-    fn spawn_logs(&self, request: &LogsRequest) -> Result<LogStream> {
+    async fn spawn_logs(&self, request: &LogsRequest) -> Result<LogStream> {
         let mut args = vec!["apps".to_owned(), "logs".to_owned(), request.app_id.clone()];
         if let Some(component) = &request.component {
             args.push(component.clone());
@@ -329,7 +331,9 @@ impl Doctl {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        let mut child = command.spawn().map_err(|e| self.runner.spawn_error(e))?;
+        let mut child = spawn_retrying(|| command.spawn())
+            .await
+            .map_err(|e| self.runner.spawn_error(e))?;
         let group = GroupGuard::new(&child);
         let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
             return Err(Error::other("doctl's output pipes were not set up"));

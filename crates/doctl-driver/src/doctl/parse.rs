@@ -130,6 +130,16 @@ pub(crate) fn error_line(text: &str) -> Option<String> {
     Some(message.trim().to_owned())
 }
 
+/// doctl's last `Error: ` message in a terminal stream, where it may follow the remote prompt on
+/// the same line (doctl's stderr is the console's terminal too). Only meaningful once doctl has
+/// exited non-zero.
+pub(crate) fn last_error_in_terminal(text: &str) -> Option<String> {
+    let text = strip_ansi(text);
+    let start = text.rfind("Error: ")?;
+    let message = text[start + "Error: ".len()..].trim();
+    (!message.is_empty()).then(|| message.to_owned())
+}
+
 /// Maps a failed run of doctl to a typed error.
 pub(crate) fn classify_failure(output: &RawOutput, subject: &Subject) -> Error {
     match error_detail(output) {
@@ -374,6 +384,18 @@ mod tests {
     fn garbage_stdout_is_a_parse_error() {
         let err = parse_apps("<html>oops</html>", "doctl apps list").unwrap_err();
         assert!(err.to_string().contains("could not parse"), "{err}");
+    }
+
+    #[test]
+    fn error_after_the_prompt_on_the_terminal() {
+        let tail = "sandbox@x:~/app$ \x1b[31mError\x1b[0m: error reading from websocket: websocket: close 1006 (abnormal closure): unexpected EOF\r\n";
+        assert_eq!(
+            last_error_in_terminal(tail).as_deref(),
+            Some(
+                "error reading from websocket: websocket: close 1006 (abnormal closure): unexpected EOF"
+            )
+        );
+        assert_eq!(last_error_in_terminal("sandbox$ exit\r\n"), None);
     }
 
     #[test]

@@ -140,7 +140,9 @@ impl Runner {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        let mut child = command.spawn().map_err(|e| self.spawn_error(e))?;
+        let mut child = spawn_retrying(|| command.spawn())
+            .await
+            .map_err(|e| self.spawn_error(e))?;
         let group = GroupGuard::new(&child);
         let input = child.stdin.take();
         let feed = async move {
@@ -179,6 +181,25 @@ impl Runner {
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         })
     }
+}
+
+/// Spawns, retrying a few times while the binary is busy being written (`ETXTBSY`: the file
+/// was just installed or replaced, and another process still holds a write handle on it).
+pub(crate) async fn spawn_retrying<T>(mut spawn: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let mut attempt = 0u64;
+    loop {
+        match spawn() {
+            Err(e) if is_text_busy(&e) && attempt < 10 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(10 * attempt)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+pub(crate) fn is_text_busy(error: &io::Error) -> bool {
+    error.raw_os_error() == Some(rustix::io::Errno::TXTBSY.raw_os_error())
 }
 
 /// Kills a child's process group when dropped, unless disarmed after the child was reaped.
