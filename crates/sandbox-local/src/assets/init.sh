@@ -1,0 +1,90 @@
+# PID 1 of a local sandbox: builds the sandbox's root file system, then runs the image's
+# entrypoint and stays alive, reaping orphans, until the sandbox is deleted.
+#
+# Started by `unshare` in fresh mount, UTS, IPC and PID namespaces (and user and network
+# namespaces when configured). Reads its parameters from SBX_* variables; reports progress on
+# file descriptor 9 (the state folder's `run/status`): `pid N`, then `ready` or `failed WHY`.
+set -eu
+S=$SBX_STATE
+R=$S/root
+exec 9>>"$S/run/status"
+fail() { echo "failed $*" >&9; echo "sandbox: $*" >&2; exit 1; }
+trap 'fail "setup step failed at line $LINENO (see run.log)"' ERR
+read -r hostpid _ < /proc/self/stat
+echo "pid $hostpid" >&9
+
+ro_bind() { mount --rbind "$1" "$2"; mount -o remount,bind,ro,nosuid,nodev "$2"; }
+
+mount -t tmpfs -o mode=0755,size=4m,nosuid,nodev sandbox-root "$R"
+cd "$R"
+mkdir -p usr etc proc sys dev tmp home/sandbox run var .old-root
+for d in bin sbin lib lib32 lib64 libx32; do
+  if [ -L "/$d" ]; then ln -s "$(readlink "/$d")" "$d"
+  elif [ -d "/$d" ]; then mkdir "$d"; ro_bind "/$d" "$d"; fi
+done
+ro_bind /usr usr
+ro_bind /etc etc
+for f in passwd group hostname hosts; do
+  mount --bind "$S/run/$f" "etc/$f"
+  mount -o remount,bind,ro,nosuid,nodev "etc/$f"
+done
+mount -t tmpfs -o mode=0755,size=64k,nosuid,noexec sandbox-dev dev
+for n in null zero full random urandom tty; do
+  touch "dev/$n"; mount --bind "/dev/$n" "dev/$n"
+done
+mkdir dev/pts dev/shm
+mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts dev/pts
+ln -s pts/ptmx dev/ptmx
+mount -t tmpfs -o mode=1777,size=64m,nosuid,nodev sandbox-shm dev/shm
+ln -s /proc/self/fd dev/fd
+ln -s /proc/self/fd/0 dev/stdin; ln -s /proc/self/fd/1 dev/stdout; ln -s /proc/self/fd/2 dev/stderr
+mount -t proc -o nosuid,nodev,noexec proc proc
+ro_bind /sys sys
+mount --bind "$S/tmp" tmp
+mount --bind "$S/home" home/sandbox
+ln -s /home/sandbox/app app
+mount -t tmpfs -o mode=0755,size=8m,nosuid,nodev sandbox-run run
+mount -t tmpfs -o mode=0755,size=64m,nosuid,nodev sandbox-var var
+mkdir -m 1777 var/tmp
+mkdir run/sandbox
+cp "$S/run/health.py" run/sandbox/health.py
+mapfile -d '' -t SANDBOX_ENV < "$S/run/env"
+printf %s "$SBX_HOSTNAME" > /proc/sys/kernel/hostname
+pivot_root . .old-root
+cd /
+umount -l /.old-root
+rmdir /.old-root
+mount -o remount,bind,ro,nosuid,nodev /
+cd /home/sandbox/app
+mkfifo -m 0600 /run/sandbox/init
+trap - ERR
+
+if [ "$SBX_USERNS" = 1 ]; then
+  AS_SANDBOX=(setpriv --no-new-privs --ambient-caps=-all --inh-caps=-all --bounding-set=-all --)
+else
+  AS_SANDBOX=(setpriv --reuid="$SBX_UID" --regid="$SBX_GID" --clear-groups --no-new-privs \
+    --ambient-caps=-all --inh-caps=-all --bounding-set=-all --)
+fi
+run_as_sandbox() { env -i "${SANDBOX_ENV[@]}" "${AS_SANDBOX[@]}" "$@"; }
+
+case "$SBX_RUNTIME" in
+  python) echo "Python: $(python3 --version 2>&1)" ;;
+  node) echo "Node.js: $(node --version 2>&1)"; echo "npm: $(npm --version 2>/dev/null || echo 'not installed')" ;;
+esac
+if [ -n "$SBX_HEALTH_PORT" ]; then
+  run_as_sandbox python3 /run/sandbox/health.py "$SBX_HEALTH_HOST" "$SBX_HEALTH_PORT" &
+fi
+if [ -n "$SBX_RUN_COMMAND" ]; then
+  echo "Running: $SBX_RUN_COMMAND"
+  ( run_as_sandbox /bin/bash -c "$SBX_RUN_COMMAND"; echo "run command exited with status $?" ) &
+fi
+echo "=========================================="
+echo " Sandbox $SBX_HOSTNAME is ready"
+echo " Working directory: /home/sandbox/app"
+echo "=========================================="
+# Stay PID 1 without capabilities (so pasta, which runs with few, may join the network
+# namespace): report ready, then block on a FIFO held open for writing too, so the read never
+# returns; bash reaps every orphan the sandbox's processes leave behind.
+exec 8<>/run/sandbox/init
+exec setpriv --ambient-caps=-all --inh-caps=-all --bounding-set=-all -- \
+  /bin/bash -c 'echo ready >&9; exec 9>&-; while :; do read -r -u 8 _ || :; done'

@@ -1,0 +1,273 @@
+//! Consoles: an interactive bash on a new pseudo-terminal of the sandbox's own devpts, joined
+//! to the sandbox's namespaces by `nsenter`.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use doctl_driver::{Console, Error, Result, TermSize};
+use rustix::fs::{Mode, OFlags};
+use rustix::pty::OpenptFlags;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{oneshot, watch};
+
+use crate::launch::{Host, SANDBOX_UID};
+use crate::state::{Net, ProcRef, Record, children_of};
+
+/// How long output may take to reach the terminal's master side after bash exits.
+const DRAIN_GRACE: Duration = Duration::from_millis(50);
+/// How long `close` waits for the console's processes to end.
+const CLOSE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// An interactive bash inside a local sandbox, on its own pseudo-terminal.
+///
+/// Dropping it kills the bash and the `nsenter` carrying it (background processes the shell
+/// started keep running until the sandbox is deleted).
+pub struct LocalConsole {
+    master: AsyncFd<OwnedFd>,
+    send_lock: tokio::sync::Mutex<()>,
+    exited: watch::Receiver<bool>,
+    carrier: Option<ProcRef>,
+    kill: Mutex<Option<oneshot::Sender<()>>>,
+    sandbox: String,
+}
+
+impl std::fmt::Debug for LocalConsole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalConsole")
+            .field("sandbox", &self.sandbox)
+            .field("carrier", &self.carrier.map(|c| c.pid))
+            .finish_non_exhaustive()
+    }
+}
+
+fn pty_error(what: &str, e: rustix::io::Errno) -> Error {
+    Error::other_with(format!("{what}: {e}"), std::io::Error::from(e))
+}
+
+fn winsize(size: TermSize) -> rustix::termios::Winsize {
+    rustix::termios::Winsize {
+        ws_row: size.rows,
+        ws_col: size.cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    }
+}
+
+impl LocalConsole {
+    /// Opens a console on a running sandbox.
+    pub(crate) fn open(record: &Record, host: &Host, size: TermSize) -> Result<LocalConsole> {
+        let Some(supervisor) = record.supervisor.filter(ProcRef::is_alive) else {
+            return Err(Error::other(format!(
+                "app `{}`: the sandbox supervisor is not running; delete the sandbox and \
+                 create it again",
+                record.id
+            )));
+        };
+        let pid = supervisor.pid;
+        // The pseudo-terminal comes from the sandbox's own devpts instance, so inside the
+        // sandbox the shell's terminal is a /dev/pts/N of its own.
+        let master = rustix::fs::open(
+            format!("/proc/{pid}/root/dev/pts/ptmx"),
+            OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC | OFlags::NONBLOCK,
+            Mode::empty(),
+        )
+        .map_err(|e| pty_error("opening the sandbox's /dev/pts/ptmx", e))?;
+        rustix::pty::grantpt(&master).map_err(|e| pty_error("grantpt", e))?;
+        rustix::pty::unlockpt(&master).map_err(|e| pty_error("unlockpt", e))?;
+        rustix::termios::tcsetwinsize(&master, winsize(size))
+            .map_err(|e| pty_error("setting the terminal size", e))?;
+        let slave = rustix::pty::ioctl_tiocgptpeer(
+            &master,
+            OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC,
+        )
+        .map_err(|e| pty_error("opening the terminal's peer", e))?;
+        let dup = |fd: &OwnedFd| -> Result<Stdio> {
+            fd.try_clone()
+                .map(Stdio::from)
+                .map_err(|e| Error::other_with("duplicating the terminal", e))
+        };
+
+        let mut cmd = tokio::process::Command::new(&host.setsid);
+        cmd.arg("--ctty").arg(&host.nsenter);
+        cmd.arg("--target").arg(pid.to_string());
+        cmd.args(["--mount", "--uts", "--ipc", "--pid", "--root", "--wd"]);
+        if record.network == Net::Pasta {
+            cmd.arg("--net");
+        }
+        if record.user_namespace {
+            cmd.args(["--user", "--preserve-credentials"]);
+        } else {
+            cmd.arg(format!("--setuid={SANDBOX_UID}"))
+                .arg(format!("--setgid={SANDBOX_UID}"));
+        }
+        cmd.args(["--", "/bin/bash", "-i"]);
+        cmd.env_clear();
+        for (key, value) in &record.env {
+            cmd.env(key, value);
+        }
+        cmd.env("TERM", "xterm-256color").env("PS1", r"\u@\h:\w\$ ");
+        cmd.current_dir("/")
+            .stdin(dup(&slave)?)
+            .stdout(dup(&slave)?)
+            .stderr(Stdio::from(slave))
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::other_with(format!("starting `{}`", host.nsenter.display()), e))?;
+        let carrier = child.id().and_then(|p| ProcRef::of(p as i32));
+
+        let (exited_tx, exited) = watch::channel(false);
+        let (kill_tx, kill_rx) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = child.wait() => {}
+                _ = kill_rx => {
+                    let _ = child.start_kill();
+                    let _ = child.wait().await;
+                }
+            }
+            let _ = exited_tx.send(true);
+        });
+        // SAFETY: `master` is an `OwnedFd`: its descriptor is valid and open, `as_raw_fd` always
+        // returns that same descriptor, and it is closed only when the `AsyncFd` (which owns
+        // it) is dropped.
+        #[allow(unsafe_code)]
+        let master = unsafe { AsyncFd::register(master) }
+            .map_err(|e| Error::other(format!("registering the terminal with the runtime: {e}")))?;
+        Ok(LocalConsole {
+            master,
+            send_lock: tokio::sync::Mutex::new(()),
+            exited,
+            carrier,
+            kill: Mutex::new(Some(kill_tx)),
+            sandbox: record.id.clone(),
+        })
+    }
+
+    /// One non-blocking read: `Some(Ok(None))` at the end of the terminal.
+    fn read_now(&self) -> Option<Result<Option<Vec<u8>>>> {
+        let mut buf = vec![0u8; 16 * 1024];
+        match rustix::io::read(self.master.get_ref(), &mut buf) {
+            Ok(0) => Some(Ok(None)),
+            Ok(n) => {
+                buf.truncate(n);
+                Some(Ok(Some(buf)))
+            }
+            Err(rustix::io::Errno::AGAIN) => None,
+            Err(rustix::io::Errno::INTR) => None,
+            // EIO: no process holds the terminal's other side any more.
+            Err(rustix::io::Errno::IO) => Some(Ok(None)),
+            Err(e) => Some(Err(Error::ConsoleLost {
+                reason: format!("reading the terminal: {e}"),
+            })),
+        }
+    }
+
+    /// Kills the shell and its carrier.
+    fn kill_now(&self) {
+        if let Some(carrier) = self.carrier.filter(ProcRef::is_alive) {
+            for shell in children_of(carrier.pid) {
+                if let Some(shell) = ProcRef::of(shell) {
+                    shell.kill();
+                }
+            }
+            carrier.kill();
+        }
+        if let Ok(mut kill) = self.kill.lock() {
+            kill.take();
+        }
+    }
+}
+
+#[async_trait]
+impl Console for LocalConsole {
+    async fn send(&self, data: &[u8]) -> Result<()> {
+        let _guard = self.send_lock.lock().await;
+        let mut rest = data;
+        while !rest.is_empty() {
+            if *self.exited.borrow() {
+                return Err(Error::ConsoleLost {
+                    reason: "the shell has exited".into(),
+                });
+            }
+            let mut guard = self
+                .master
+                .writable()
+                .await
+                .map_err(|e| Error::ConsoleLost {
+                    reason: format!("terminal: {e}"),
+                })?;
+            match guard
+                .try_io(|fd| rustix::io::write(fd.get_ref(), rest).map_err(std::io::Error::from))
+            {
+                Ok(Ok(n)) => rest = &rest[n..],
+                Ok(Err(e)) => {
+                    return Err(Error::ConsoleLost {
+                        reason: format!("writing the terminal: {e}"),
+                    });
+                }
+                Err(_would_block) => continue,
+            }
+        }
+        Ok(())
+    }
+
+    async fn recv(&self) -> Result<Option<Vec<u8>>> {
+        let mut exited = self.exited.clone();
+        loop {
+            if *exited.borrow() {
+                // The shell is gone: hand out what it left on the terminal, then the end.
+                if let Some(result) = self.read_now() {
+                    return result;
+                }
+                return match tokio::time::timeout(DRAIN_GRACE, self.master.readable()).await {
+                    Ok(Ok(mut guard)) => {
+                        guard.clear_ready();
+                        match self.read_now() {
+                            Some(result) => result,
+                            None => Ok(None),
+                        }
+                    }
+                    _ => Ok(None),
+                };
+            }
+            tokio::select! {
+                ready = self.master.readable() => {
+                    let mut guard = ready
+                        .map_err(|e| Error::ConsoleLost { reason: format!("terminal: {e}") })?;
+                    match self.read_now() {
+                        Some(result) => return result,
+                        None => guard.clear_ready(),
+                    }
+                }
+                _ = exited.wait_for(|done| *done) => {}
+            }
+        }
+    }
+
+    async fn resize(&self, size: TermSize) -> Result<()> {
+        rustix::termios::tcsetwinsize(self.master.get_ref().as_fd(), winsize(size))
+            .map_err(|e| pty_error("resizing the terminal", e))
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.kill_now();
+        let mut exited = self.exited.clone();
+        match tokio::time::timeout(CLOSE_DEADLINE, exited.wait_for(|done| *done)).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Error::Timeout {
+                operation: "closing the console".into(),
+                timeout: CLOSE_DEADLINE,
+            }),
+        }
+    }
+}
+
+impl Drop for LocalConsole {
+    fn drop(&mut self) {
+        self.kill_now();
+    }
+}
