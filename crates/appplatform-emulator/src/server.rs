@@ -132,6 +132,7 @@ impl EmulatorBuilder {
             local_addr,
             shutdown: shutdown_rx.clone(),
         });
+        adopt(&state).await;
         let app = router(state.clone());
         let mut rx = shutdown_rx;
         let span = tracing::info_span!("emulator", %local_addr);
@@ -151,6 +152,50 @@ impl EmulatorBuilder {
             state,
             shutdown: shutdown_tx,
         })
+    }
+}
+
+/// Takes in the apps the backend already runs (a `LocalPlatform` keeps its sandboxes across
+/// processes), each with one deployment.
+async fn adopt(state: &Shared) {
+    let apps = match state.backend.list_apps().await {
+        Ok(apps) => apps,
+        Err(err) => {
+            tracing::warn!(%err, "cannot list the backend's apps; starting empty");
+            return;
+        }
+    };
+    let now = OffsetDateTime::now_utc();
+    let mut records = lock(&state.apps);
+    for app in apps {
+        let created = app.created_at.unwrap_or(now);
+        let spec = serde_json::to_value(&app.spec).unwrap_or(serde_json::Value::Null);
+        let dep_id = app
+            .active_deployment
+            .as_ref()
+            .or(app.in_progress_deployment.as_ref())
+            .map_or_else(|| uuid::Uuid::new_v4().to_string(), |d| d.id.clone());
+        let outcome = app
+            .status()
+            .is_active()
+            .then_some(crate::model::Outcome::Active { at: created });
+        records.push(AppRecord {
+            id: app.id.clone(),
+            name: app.spec.name.clone(),
+            spec: spec.clone(),
+            created_at: created,
+            updated_at: app.updated_at.unwrap_or(created),
+            deployments: vec![crate::model::DeploymentRecord {
+                id: dep_id,
+                spec,
+                cause: "app created".to_owned(),
+                created_at: created,
+                pace: time::Duration::ZERO,
+                doomed: None,
+                outcome,
+            }],
+            backend_live_url: app.live_url.clone(),
+        });
     }
 }
 
