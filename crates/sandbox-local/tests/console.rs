@@ -33,3 +33,195 @@ async fn prompt_echo_and_exit() {
     term.send("exit\r").await;
     term.expect_end().await;
 }
+
+#[tokio::test]
+async fn looks_like_the_app_platform_image_from_inside() {
+    require_sandboxes!();
+    let env = Env::new();
+    let sandbox = env.create(ImageKind::Python, ComponentType::Worker).await;
+    let instance = env
+        .platform
+        .list_instances(sandbox.id())
+        .await
+        .expect("instances");
+    assert_eq!(instance.len(), 1);
+    let hostname = instance[0].instance_name.clone();
+    assert!(hostname.starts_with("sandbox-"), "{hostname}");
+
+    let mut term = sandbox.console().await;
+    assert_eq!(term.run("whoami").await, "sandbox\n");
+    assert_eq!(term.run("pwd").await, "/home/sandbox/app\n");
+    assert_eq!(term.run("echo $HOME").await, "/home/sandbox\n");
+    assert_eq!(term.run("readlink /app").await, "/home/sandbox/app\n");
+    assert_eq!(term.run("hostname").await, format!("{hostname}\n"));
+    assert_eq!(term.run("id -u").await, "1000\n");
+    assert_eq!(term.run("tty").await, "/dev/pts/0\n");
+    let touch = term.run("touch /usr/x 2>&1; echo rc=$?").await;
+    assert!(
+        touch.contains("Read-only file system") && touch.contains("rc=1"),
+        "{touch}"
+    );
+    let version = term
+        .run("python3 -c 'import sys; print(sys.version_info[0])'")
+        .await;
+    assert_eq!(version, "3\n");
+    // Only the sandbox's own processes: PID 1 (its init), this shell, ps.
+    let ps = term.run("ps -e -o pid=,comm=").await;
+    let procs: Vec<(u32, String)> = ps
+        .lines()
+        .map(|l| {
+            let mut it = l.split_whitespace();
+            let pid = it.next().expect("pid").parse().expect("number");
+            (pid, it.next().unwrap_or_default().to_owned())
+        })
+        .collect();
+    assert!(procs.iter().any(|(pid, _)| *pid == 1), "{ps}");
+    assert!(procs.len() <= 4, "only the sandbox's processes: {ps}");
+    assert!(procs.iter().all(|(_, c)| c == "bash" || c == "ps"), "{ps}");
+    // A private /tmp.
+    let marker = format!("host-only-{}", uuid::Uuid::new_v4());
+    std::fs::write(std::env::temp_dir().join(&marker), "x").expect("host tmp file");
+    assert_eq!(
+        term.run(&format!("ls /tmp/{marker} 2>/dev/null | wc -l"))
+            .await,
+        "0\n"
+    );
+    let _ = std::fs::remove_file(std::env::temp_dir().join(&marker));
+}
+
+#[tokio::test]
+async fn files_persist_across_consoles_and_show_on_the_host() {
+    require_sandboxes!();
+    let env = Env::new();
+    let sandbox = env.create(ImageKind::Python, ComponentType::Worker).await;
+    sandbox
+        .run("echo persisted > notes.txt && echo tmp > /tmp/t.txt")
+        .await;
+    assert_eq!(
+        sandbox.run("cat /app/notes.txt /tmp/t.txt").await,
+        "persisted\ntmp\n"
+    );
+    let on_host = env
+        .platform
+        .home_dir(sandbox.id())
+        .join("app")
+        .join("notes.txt");
+    assert_eq!(
+        std::fs::read_to_string(on_host).expect("host view"),
+        "persisted\n"
+    );
+}
+
+#[tokio::test]
+async fn background_process_outlives_its_console_and_dies_on_delete() {
+    require_sandboxes!();
+    let env = Env::new();
+    let sandbox = env.create(ImageKind::Python, ComponentType::Worker).await;
+    let mut term = sandbox.console().await;
+    term.run("{ nohup sleep 1000 >/dev/null 2>&1 & }").await;
+    term.console.close().await.expect("close");
+    drop(term);
+    let ps = sandbox.run("ps -e -o comm=").await;
+    assert!(ps.lines().any(|c| c == "sleep"), "sleep still runs: {ps}");
+
+    // Find it from the host: a `sleep 1000` whose root is the sandbox's.
+    let host_sleep = std::fs::read_dir("/proc")
+        .expect("proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .find(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let hostname =
+                std::fs::read_to_string(format!("/proc/{pid}/environ")).unwrap_or_default();
+            cmd == b"sleep\x001000\x00"
+                && hostname.contains(&format!("HOSTNAME={}", sandbox_hostname(&env, &sandbox)))
+        });
+    let host_sleep = host_sleep.expect("the sleep is visible from the host");
+    env.platform.delete_app(sandbox.id()).await.expect("delete");
+    let stat = std::fs::read_to_string(format!("/proc/{host_sleep}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z"),
+        "sleep is gone after delete: {stat}"
+    );
+    assert!(
+        !env.platform.sandbox_dir(sandbox.id()).exists(),
+        "state removed"
+    );
+}
+
+fn sandbox_hostname(env: &Env, sandbox: &common::Sandbox) -> String {
+    let state = std::fs::read_to_string(env.platform.sandbox_dir(sandbox.id()).join("state.json"))
+        .expect("state");
+    let json: serde_json::Value = serde_json::from_str(&state).expect("json");
+    json["hostname"].as_str().expect("hostname").to_owned()
+}
+
+#[tokio::test]
+async fn many_consoles_at_once() {
+    require_sandboxes!();
+    let env = Env::new();
+    let sandbox = env.create(ImageKind::Python, ComponentType::Worker).await;
+    let mut a = sandbox.console().await;
+    let mut b = sandbox.console().await;
+    let mut c = sandbox.console().await;
+    assert_eq!(a.run("echo a").await, "a\n");
+    assert_eq!(b.run("echo b").await, "b\n");
+    assert_eq!(c.run("tty").await, "/dev/pts/2\n");
+    assert_eq!(a.run("echo again").await, "again\n");
+}
+
+#[tokio::test]
+async fn node_image_runs_node() {
+    require_sandboxes!();
+    let env = Env::new();
+    let sandbox = env.create(ImageKind::Node, ComponentType::Worker).await;
+    assert_eq!(
+        sandbox
+            .run("node -e 'process.stdout.write(String(6*7) + \"\\n\")'")
+            .await,
+        "42\n"
+    );
+}
+
+#[tokio::test]
+async fn console_targets_are_checked() {
+    require_sandboxes!();
+    let env = Env::new();
+    let sandbox = env.create(ImageKind::Python, ComponentType::Worker).await;
+    let err = env
+        .platform
+        .open_console(&doctl_driver::ConsoleTarget::new(sandbox.id(), "web"))
+        .await
+        .err()
+        .expect("unknown component");
+    assert!(
+        err.is_not_found() && err.to_string().contains("web"),
+        "{err}"
+    );
+    let err = env
+        .platform
+        .open_console(
+            &doctl_driver::ConsoleTarget::new(sandbox.id(), "sandbox").with_instance("nope"),
+        )
+        .await
+        .err()
+        .expect("unknown instance");
+    assert!(
+        err.is_not_found() && err.to_string().contains("nope"),
+        "{err}"
+    );
+    let instance = &env
+        .platform
+        .list_instances(sandbox.id())
+        .await
+        .expect("list")[0];
+    let console = env
+        .platform
+        .open_console(
+            &doctl_driver::ConsoleTarget::new(sandbox.id(), "sandbox")
+                .with_instance(instance.instance_name.clone()),
+        )
+        .await
+        .expect("named instance");
+    drop(console);
+}

@@ -1,0 +1,333 @@
+//! The Platform seam over local sandboxes: lifecycle, names, failures, services, logs.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use appspec::{ComponentType, ImageKind};
+use common::{Env, spec};
+use doctl_driver::{AppStatus, DeploymentPhase, Error, LogKind, LogsRequest, Platform};
+use futures::StreamExt;
+
+#[tokio::test]
+async fn create_get_list_delete() {
+    require_sandboxes!();
+    let env = Env::new();
+    let sandbox = env.create(ImageKind::Python, ComponentType::Worker).await;
+    let id = sandbox.id().to_owned();
+    assert!(
+        uuid::Uuid::parse_str(&id).is_ok_and(|u| u.get_version_num() == 4),
+        "{id}"
+    );
+    assert_eq!(sandbox.app.live_url, None, "workers have no URL");
+
+    let got = env.platform.get_app(&id).await.expect("get");
+    assert_eq!(got.status(), AppStatus::Active);
+    assert_eq!(got.spec, sandbox.app.spec);
+    let listed = env.platform.list_apps().await.expect("list");
+    assert_eq!(
+        listed.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        vec![id.as_str()]
+    );
+    let found = env
+        .platform
+        .find_app(got.name())
+        .await
+        .expect("find")
+        .expect("by name");
+    assert_eq!(found.id, id);
+    let deployments = env
+        .platform
+        .list_deployments(&id)
+        .await
+        .expect("deployments");
+    assert_eq!(deployments.len(), 1);
+    assert_eq!(deployments[0].phase, DeploymentPhase::Active);
+    let progress = deployments[0].progress.as_ref().expect("progress");
+    assert_eq!((progress.success_steps, progress.total_steps), (6, 6));
+
+    env.platform.delete_app(&id).await.expect("delete");
+    assert!(
+        env.platform
+            .get_app(&id)
+            .await
+            .expect_err("gone")
+            .is_not_found()
+    );
+    assert!(env.platform.list_apps().await.expect("list").is_empty());
+    assert!(
+        env.platform
+            .find_app(got.name())
+            .await
+            .expect("find")
+            .is_none()
+    );
+    assert!(
+        env.platform
+            .delete_app(&id)
+            .await
+            .expect_err("twice")
+            .is_not_found()
+    );
+    assert!(
+        env.platform
+            .get_app("../../etc")
+            .await
+            .expect_err("bad id")
+            .is_not_found()
+    );
+}
+
+#[tokio::test]
+async fn names_are_unique() {
+    require_sandboxes!();
+    let env = Env::new();
+    let sandbox = env.create(ImageKind::Python, ComponentType::Worker).await;
+    let err = env
+        .platform
+        .create_app(&sandbox.app.spec)
+        .await
+        .expect_err("taken");
+    assert!(
+        matches!(&err, Error::NameTaken { name } if name == sandbox.app.name()),
+        "{err}"
+    );
+    // Another process's view agrees.
+    let err = env
+        .another()
+        .create_app(&sandbox.app.spec)
+        .await
+        .expect_err("taken");
+    assert!(matches!(err, Error::NameTaken { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn unsupported_image_and_invalid_spec_are_refused() {
+    require_sandboxes!();
+    let env = Env::new();
+    let mut bad = spec(ImageKind::Python, ComponentType::Worker);
+    bad.envs.retain(|e| e.key != appspec::MARKER_ENV);
+    if let Some(image) = bad.workers[0].image.as_mut() {
+        image.repository = "ruby".into();
+    }
+    let err = env
+        .platform
+        .create_app(&bad)
+        .await
+        .expect_err("unsupported");
+    let text = err.to_string();
+    assert!(matches!(err, Error::InvalidArgument { .. }), "{text}");
+    assert!(
+        text.contains("sandbox-python") && text.contains("sandbox-node"),
+        "{text}"
+    );
+    assert!(text.contains("ruby"), "{text}");
+
+    let mut invalid = spec(ImageKind::Python, ComponentType::Worker);
+    invalid.name = "Not A Name".into();
+    let err = env
+        .platform
+        .create_app(&invalid)
+        .await
+        .expect_err("invalid");
+    assert!(matches!(err, Error::InvalidSpec { .. }), "{err}");
+    assert!(env.platform.list_apps().await.expect("list").is_empty());
+}
+
+#[tokio::test]
+async fn another_platform_finds_and_enters_the_sandbox() {
+    require_sandboxes!();
+    let env = Env::new();
+    let sandbox = env.create(ImageKind::Python, ComponentType::Worker).await;
+    sandbox.run("echo from-first > shared.txt").await;
+    let other = env.another();
+    let app = other
+        .find_app(sandbox.app.name())
+        .await
+        .expect("find")
+        .expect("found");
+    assert_eq!(app.id, sandbox.id());
+    assert!(app.status().is_active());
+    let second = common::Sandbox {
+        platform: other,
+        app,
+    };
+    assert_eq!(second.run("cat shared.txt").await, "from-first\n");
+    std::mem::forget(second); // the first handle deletes it
+}
+
+#[tokio::test]
+async fn dead_supervisor_is_reported_and_delete_still_works() {
+    require_sandboxes!();
+    let env = Env::new();
+    let sandbox = env.create(ImageKind::Python, ComponentType::Worker).await;
+    let state = std::fs::read_to_string(env.platform.sandbox_dir(sandbox.id()).join("state.json"))
+        .expect("state");
+    let json: serde_json::Value = serde_json::from_str(&state).expect("json");
+    let pid = json["supervisor"]["pid"].as_i64().expect("supervisor pid");
+    assert!(json["supervisor"]["start_time"].as_u64().is_some());
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+    assert!(status.expect("kill").success());
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let app = loop {
+        let app = env.platform.get_app(sandbox.id()).await.expect("get");
+        if app.status().is_failed() || std::time::Instant::now() > deadline {
+            break app;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    match app.status() {
+        AppStatus::Failed { phase, reason } => {
+            assert_eq!(phase, DeploymentPhase::Error);
+            assert_eq!(reason.as_deref(), Some(sandbox_local::SUPERVISOR_DEAD));
+        }
+        other => panic!("expected a failed status, got {other:?}"),
+    }
+    assert!(
+        env.platform
+            .list_instances(sandbox.id())
+            .await
+            .expect("instances")
+            .is_empty()
+    );
+    env.platform.delete_app(sandbox.id()).await.expect("delete");
+    assert!(!env.platform.sandbox_dir(sandbox.id()).exists());
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").expect("write");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    answer
+}
+
+fn health_port(env: &Env, id: &str) -> u16 {
+    let state =
+        std::fs::read_to_string(env.platform.sandbox_dir(id).join("state.json")).expect("state");
+    let json: serde_json::Value = serde_json::from_str(&state).expect("json");
+    json["health_port"].as_u64().expect("health port") as u16
+}
+
+#[tokio::test]
+async fn services_answer_health_and_serve_their_port_at_live_url() {
+    require_sandboxes!();
+    let env = Env::new();
+    let a = env.create(ImageKind::Python, ComponentType::Service).await;
+    let b = env.create(ImageKind::Python, ComponentType::Service).await;
+    for sandbox in [&a, &b] {
+        assert!(
+            sandbox.app.status().is_active(),
+            "{:?}",
+            sandbox.app.status()
+        );
+        let answer = http_get(health_port(&env, sandbox.id()), "/sandbox_health");
+        assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+        let body = answer.split("\r\n\r\n").nth(1).expect("body");
+        let json: serde_json::Value = serde_json::from_str(body).expect("json body");
+        assert_eq!(json["status"], "ok");
+        assert_eq!(json["service"], "sandbox");
+        let stamp = json["timestamp"].as_str().expect("timestamp");
+        time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339)
+            .expect("RFC 3339 timestamp");
+        let missing = http_get(health_port(&env, sandbox.id()), "/other");
+        assert!(missing.starts_with("HTTP/1.0 404"), "{missing}");
+    }
+
+    // Each user server binds $PORT (8080 in a private network namespace) without colliding.
+    for (sandbox, word) in [(&a, "alpha"), (&b, "beta")] {
+        let mut term = sandbox.console().await;
+        let port = term.run("echo $PORT").await;
+        if sandbox_uses_pasta(&env, sandbox.id()) {
+            assert_eq!(port, "8080\n");
+        }
+        term.run(&format!(
+            "mkdir -p site && echo {word} > site/index.html && \
+             {{ nohup python3 -m http.server \"$PORT\" -d site >/dev/null 2>&1 & }}"
+        ))
+        .await;
+        let url = sandbox
+            .app
+            .live_url
+            .clone()
+            .expect("services have a live_url");
+        let port: u16 = url
+            .rsplit(':')
+            .next()
+            .expect("port")
+            .parse()
+            .expect("number");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let answer = loop {
+            let answer = std::panic::catch_unwind(|| http_get(port, "/index.html"));
+            match answer {
+                Ok(answer) if answer.contains(word) => break answer,
+                _ if std::time::Instant::now() > deadline => panic!("no answer at {url}"),
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    }
+}
+
+fn sandbox_uses_pasta(env: &Env, id: &str) -> bool {
+    let state =
+        std::fs::read_to_string(env.platform.sandbox_dir(id).join("state.json")).expect("state");
+    state.contains("\"network\": \"pasta\"")
+}
+
+#[tokio::test]
+async fn run_logs_hold_what_the_entrypoint_prints() {
+    require_sandboxes!();
+    let env = Env::new();
+    let sandbox = env.create(ImageKind::Python, ComponentType::Worker).await;
+    let request = LogsRequest::new(sandbox.id(), "sandbox");
+    let lines: Vec<String> = env
+        .platform
+        .logs(&request)
+        .await
+        .expect("logs")
+        .map(|l| l.expect("line"))
+        .collect()
+        .await;
+    assert!(
+        lines.iter().any(|l| l.starts_with("Python: Python 3")),
+        "{lines:?}"
+    );
+    assert!(lines.iter().any(|l| l.contains("is ready")), "{lines:?}");
+    let tail: Vec<String> = env
+        .platform
+        .logs(&request.clone().with_tail(1))
+        .await
+        .expect("logs")
+        .map(|l| l.expect("line"))
+        .collect()
+        .await;
+    assert_eq!(tail.len(), 1);
+
+    // Following: the stream ends when the sandbox is deleted.
+    let mut follow = env
+        .platform
+        .logs(&request.clone().with_follow(true))
+        .await
+        .expect("follow");
+    let first = tokio::time::timeout(Duration::from_secs(10), follow.next()).await;
+    assert!(first.expect("a line in time").is_some());
+    env.platform.delete_app(sandbox.id()).await.expect("delete");
+    let end = tokio::time::timeout(Duration::from_secs(10), async {
+        while follow.next().await.is_some() {}
+    })
+    .await;
+    assert!(end.is_ok(), "the followed stream ends after delete");
+
+    let deploy = env.platform.logs(&request.with_kind(LogKind::Deploy)).await;
+    assert!(deploy.is_err_and(|e| e.is_not_found()));
+}
