@@ -47,12 +47,14 @@
 //! Dropping a future of a [`Doctl`] call kills its doctl process group. Dropping a console or a
 //! log stream kills the doctl behind it. [`Console::recv`] is cancel-safe.
 
+pub use api::{DoApi, DoApiConfig};
 pub use doctl::{DOCTL_ENV, Doctl, DoctlConfig, TOKEN_ENV};
 pub use error::{Error, RateLimits, Result};
 pub use platform::{Console, ConsoleTarget, LogKind, LogStream, LogsRequest, Platform, TermSize};
 pub use token::Token;
 pub use types::{App, AppStatus, Deployment, DeploymentPhase, Instance, Progress, ProgressStep};
 
+mod api;
 mod doctl;
 mod error;
 mod platform;

@@ -1,0 +1,405 @@
+//! The exec WebSocket as a [`Console`].
+//!
+//! Frames follow doctl's protocol: text frames `{"op":"stdin","data":...}` and
+//! `{"op":"resize","width":...,"height":...}` out, `{"data":...}` in (text or binary), close
+//! 1000 for a normal end. Unlike doctl, input goes out in frames of up to
+//! [`MAX_INPUT_FRAME`] bytes instead of one frame per byte.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio::sync::{Mutex, mpsc};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tracing::Instrument;
+
+use crate::error::{Error, Result};
+use crate::platform::{Console, TermSize};
+
+/// The most input bytes carried by one `stdin` frame.
+pub const MAX_INPUT_FRAME: usize = 16 * 1024;
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Writer = SplitSink<Socket, Message>;
+
+/// Timings of a console.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConsoleTimings {
+    /// An empty `stdin` frame is sent after this long without any frame sent.
+    pub keepalive: Duration,
+    /// Deadline of one write.
+    pub write_timeout: Duration,
+    /// How long `close` waits for the server's close frame.
+    pub close_timeout: Duration,
+}
+
+/// What the reader task hands over.
+type Chunk = Result<Option<Vec<u8>>>;
+
+/// A console over App Platform's exec WebSocket.
+pub(crate) struct ApiConsole {
+    writer: Arc<Mutex<WriterState>>,
+    output: Mutex<Output>,
+    reader: JoinHandle<()>,
+    keepalive: JoinHandle<()>,
+    timings: ConsoleTimings,
+    label: String,
+}
+
+struct WriterState {
+    sink: Option<Writer>,
+    last_sent: Instant,
+}
+
+struct Output {
+    rx: mpsc::Receiver<Chunk>,
+    /// How the session ended, repeated on every later `recv`.
+    ended: Option<Ended>,
+}
+
+#[derive(Clone)]
+enum Ended {
+    Normal,
+    Lost(String),
+}
+
+impl ApiConsole {
+    /// Takes over a connected socket: sends the initial resize, starts the reader and the
+    /// keepalive.
+    pub(crate) async fn start(
+        socket: Socket,
+        size: TermSize,
+        timings: ConsoleTimings,
+        label: String,
+    ) -> Result<Self> {
+        let (sink, stream) = socket.split();
+        let writer = Arc::new(Mutex::new(WriterState {
+            sink: Some(sink),
+            last_sent: Instant::now(),
+        }));
+        let (tx, rx) = mpsc::channel(64);
+        let span = tracing::debug_span!("api_console", console = %label);
+        let reader = tokio::spawn(read_loop(stream, tx).instrument(span.clone()));
+        let keepalive =
+            tokio::spawn(keepalive_loop(Arc::downgrade(&writer), timings).instrument(span));
+        let console = ApiConsole {
+            writer,
+            output: Mutex::new(Output { rx, ended: None }),
+            reader,
+            keepalive,
+            timings,
+            label,
+        };
+        console.resize(size).await?;
+        Ok(console)
+    }
+
+    async fn write(&self, frame: String) -> Result<()> {
+        write_frame(&self.writer, frame, self.timings.write_timeout, &self.label).await
+    }
+}
+
+async fn write_frame(
+    writer: &Mutex<WriterState>,
+    frame: String,
+    timeout: Duration,
+    label: &str,
+) -> Result<()> {
+    let mut state = writer.lock().await;
+    let Some(sink) = state.sink.as_mut() else {
+        return Err(Error::ConsoleLost {
+            reason: format!("console on {label} is closed"),
+        });
+    };
+    match tokio::time::timeout(timeout, sink.send(Message::Text(frame.into()))).await {
+        Ok(Ok(())) => {
+            state.last_sent = Instant::now();
+            Ok(())
+        }
+        Ok(Err(err)) => {
+            state.sink = None;
+            Err(Error::ConsoleLost {
+                reason: format!("writing to the console on {label} failed: {err}"),
+            })
+        }
+        Err(_) => {
+            state.sink = None;
+            Err(Error::Timeout {
+                operation: format!("writing to the console on {label}"),
+                timeout,
+            })
+        }
+    }
+}
+
+/// Reads frames until the session ends; each `{"data":...}` becomes a chunk.
+async fn read_loop(mut stream: SplitStream<Socket>, tx: mpsc::Sender<Chunk>) {
+    let end: Chunk = loop {
+        let Some(frame) = stream.next().await else {
+            break Err(Error::ConsoleLost {
+                reason: "the connection ended without a close frame".to_owned(),
+            });
+        };
+        let payload = match frame {
+            Ok(Message::Text(text)) => text.as_bytes().to_vec(),
+            Ok(Message::Binary(bytes)) => bytes.to_vec(),
+            Ok(Message::Close(frame)) => break closed(frame),
+            Ok(_) => continue,
+            Err(err) => {
+                break Err(Error::ConsoleLost {
+                    reason: format!("reading from the WebSocket failed: {err}"),
+                });
+            }
+        };
+        match output_data(&payload) {
+            Ok(data) if data.is_empty() => {}
+            Ok(data) => {
+                if tx.send(Ok(Some(data))).await.is_err() {
+                    return;
+                }
+            }
+            Err(err) => break Err(err),
+        }
+    };
+    let _ = tx.send(end).await;
+}
+
+/// A close frame: 1000 is the normal end, anything else a lost session.
+fn closed(frame: Option<CloseFrame>) -> Chunk {
+    match frame {
+        Some(frame) if frame.code == CloseCode::Normal => Ok(None),
+        Some(frame) => Err(Error::ConsoleLost {
+            reason: format!(
+                "the server closed the session with code {}{}",
+                u16::from(frame.code),
+                if frame.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", frame.reason)
+                }
+            ),
+        }),
+        None => Err(Error::ConsoleLost {
+            reason: "the server closed the session without a code".to_owned(),
+        }),
+    }
+}
+
+/// The `data` of an output frame, as bytes.
+pub(crate) fn output_data(payload: &[u8]) -> Result<Vec<u8>> {
+    match serde_json::from_slice::<Value>(payload) {
+        Ok(Value::Object(map)) => Ok(match map.get("data") {
+            Some(Value::String(text)) => text.as_bytes().to_vec(),
+            _ => Vec::new(),
+        }),
+        _ => Err(Error::ConsoleLost {
+            reason: format!(
+                "the server sent a frame that is not a JSON object: {:?}",
+                String::from_utf8_lossy(&payload[..payload.len().min(80)])
+            ),
+        }),
+    }
+}
+
+/// Sends an empty `stdin` frame whenever nothing was sent for `keepalive`.
+async fn keepalive_loop(writer: std::sync::Weak<Mutex<WriterState>>, timings: ConsoleTimings) {
+    let mut next = Instant::now() + timings.keepalive;
+    loop {
+        tokio::time::sleep_until(next).await;
+        let Some(writer) = writer.upgrade() else {
+            return;
+        };
+        let last = writer.lock().await.last_sent;
+        if last + timings.keepalive <= Instant::now() {
+            let frame = stdin_frame("");
+            if write_frame(&writer, frame, timings.write_timeout, "keepalive")
+                .await
+                .is_err()
+            {
+                return;
+            }
+            tracing::trace!("keepalive sent");
+            next = Instant::now() + timings.keepalive;
+        } else {
+            next = last + timings.keepalive;
+        }
+    }
+}
+
+/// `{"op":"stdin","data":...}`.
+pub(crate) fn stdin_frame(data: &str) -> String {
+    serde_json::json!({"op": "stdin", "data": data}).to_string()
+}
+
+/// Input bytes as text for JSON: valid UTF-8 as is, each byte of an invalid or incomplete
+/// sequence as U+FFFD (what doctl does to every non-ASCII byte).
+pub(crate) fn input_text(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    let mut rest = bytes;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(valid) => {
+                out.push_str(valid);
+                return out;
+            }
+            Err(err) => {
+                let (valid, after) = rest.split_at(err.valid_up_to());
+                out.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                let bad = err.error_len().unwrap_or(after.len());
+                out.extend(std::iter::repeat_n('\u{fffd}', bad));
+                rest = &after[bad..];
+            }
+        }
+    }
+}
+
+/// Splits input into frames of at most [`MAX_INPUT_FRAME`] source bytes, never inside a
+/// UTF-8 sequence.
+pub(crate) fn input_frames(bytes: &[u8]) -> Vec<String> {
+    let text = input_text(bytes);
+    let mut frames = Vec::new();
+    let mut rest = text.as_str();
+    while !rest.is_empty() {
+        let mut cut = rest.len().min(MAX_INPUT_FRAME);
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let (head, tail) = rest.split_at(cut);
+        frames.push(stdin_frame(head));
+        rest = tail;
+    }
+    frames
+}
+
+#[async_trait]
+impl Console for ApiConsole {
+    async fn send(&self, data: &[u8]) -> Result<()> {
+        for frame in input_frames(data) {
+            self.write(frame).await?;
+        }
+        Ok(())
+    }
+
+    async fn recv(&self) -> Result<Option<Vec<u8>>> {
+        let mut output = self.output.lock().await;
+        if let Some(ended) = &output.ended {
+            return match ended {
+                Ended::Normal => Ok(None),
+                Ended::Lost(reason) => Err(Error::ConsoleLost {
+                    reason: reason.clone(),
+                }),
+            };
+        }
+        let chunk = output.rx.recv().await.unwrap_or_else(|| {
+            Err(Error::ConsoleLost {
+                reason: "the console's reader stopped".to_owned(),
+            })
+        });
+        match &chunk {
+            Ok(Some(_)) => {}
+            Ok(None) => output.ended = Some(Ended::Normal),
+            Err(err) => {
+                let reason = match err {
+                    Error::ConsoleLost { reason } => reason.clone(),
+                    other => other.to_string(),
+                };
+                output.ended = Some(Ended::Lost(reason));
+            }
+        }
+        chunk
+    }
+
+    async fn resize(&self, size: TermSize) -> Result<()> {
+        let frame = serde_json::json!({"op": "resize", "width": size.cols, "height": size.rows})
+            .to_string();
+        self.write(frame).await
+    }
+
+    async fn close(&self) -> Result<()> {
+        let sink = self.writer.lock().await.sink.take();
+        self.keepalive.abort();
+        let Some(mut sink) = sink else {
+            self.reader.abort();
+            return Ok(());
+        };
+        let frame = CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        };
+        let sent = tokio::time::timeout(
+            self.timings.write_timeout,
+            sink.send(Message::Close(Some(frame))),
+        )
+        .await;
+        if let Ok(Ok(())) = sent {
+            // Let the reader see the server's answer to the close, within a deadline.
+            let wait = async {
+                while !self.reader.is_finished() {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            };
+            let _ = tokio::time::timeout(self.timings.close_timeout, wait).await;
+        }
+        self.reader.abort();
+        Ok(())
+    }
+}
+
+impl Drop for ApiConsole {
+    fn drop(&mut self) {
+        self.reader.abort();
+        self.keepalive.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_utf8_passes_and_each_bad_byte_is_a_replacement() {
+        assert_eq!(input_text(b"echo x\r"), "echo x\r");
+        assert_eq!(input_text("é€".as_bytes()), "é€");
+        assert_eq!(input_text(&[b'a', 0xff, 0xfe, b'b']), "a\u{fffd}\u{fffd}b");
+        // An incomplete sequence at the end: each byte replaced.
+        let euro = "€".as_bytes();
+        assert_eq!(input_text(&euro[..2]), "\u{fffd}\u{fffd}");
+    }
+
+    #[test]
+    fn frames_are_json_and_bounded() {
+        let frames = input_frames(b"ls\r");
+        assert_eq!(frames, vec![r#"{"op":"stdin","data":"ls\r"}"#.to_owned()]);
+        let big = "é".repeat(MAX_INPUT_FRAME);
+        let frames = input_frames(big.as_bytes());
+        assert_eq!(frames.len(), 2);
+        let mut joined = String::new();
+        for frame in &frames {
+            let v: Value = serde_json::from_str(frame).unwrap();
+            let data = v["data"].as_str().unwrap();
+            assert!(data.len() <= MAX_INPUT_FRAME);
+            joined.push_str(data);
+        }
+        assert_eq!(joined, big);
+        assert!(input_frames(b"").is_empty());
+    }
+
+    #[test]
+    fn output_frames_parse() {
+        assert_eq!(output_data(br#"{"data":"x\r\n"}"#).unwrap(), b"x\r\n");
+        assert_eq!(output_data(br#"{"other":1}"#).unwrap(), b"");
+        assert!(matches!(
+            output_data(b"not json"),
+            Err(Error::ConsoleLost { .. })
+        ));
+    }
+}
