@@ -27,6 +27,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use std::fmt;
+
 use appspec::AppSpec;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
@@ -447,7 +449,9 @@ pub struct InstancesResponse {
 }
 
 /// `{"url": "wss://...?token=..."}`: where a console's WebSocket is.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `Debug` hides the URL's query, which carries a token.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 #[non_exhaustive]
 pub struct ExecUrlResponse {
@@ -457,7 +461,9 @@ pub struct ExecUrlResponse {
 }
 
 /// `{"live_url": "...", "historic_urls": [...]}`: where a component's logs are.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `Debug` hides the URLs' queries, which carry tokens or signatures.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 #[non_exhaustive]
 pub struct LogsUrlResponse {
@@ -473,6 +479,56 @@ pub struct LogsUrlResponse {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub historic_urls: Vec<String>,
+}
+
+impl fmt::Debug for ExecUrlResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExecUrlResponse")
+            .field("url", &redact_url(&self.url))
+            .finish()
+    }
+}
+
+impl fmt::Debug for LogsUrlResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let historic: Vec<String> = self.historic_urls.iter().map(|u| redact_url(u)).collect();
+        f.debug_struct("LogsUrlResponse")
+            .field("live_url", &redact_url(&self.live_url))
+            .field("historic_urls", &historic)
+            .finish()
+    }
+}
+
+/// A URL safe to log: its query (tokens, signatures) and any user info replaced by
+/// `[REDACTED]`.
+///
+/// ```
+/// assert_eq!(
+///     doctl_driver::wire::redact_url("wss://exec.example/s?token=abc"),
+///     "wss://exec.example/s?[REDACTED]"
+/// );
+/// ```
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    let (base, had_query) = match url.split_once('?') {
+        Some((base, _)) => (base, true),
+        None => (url, false),
+    };
+    let base = match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            match authority.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://[REDACTED]@{host}{path}"),
+                None => base.to_owned(),
+            }
+        }
+        None => base.to_owned(),
+    };
+    if had_query {
+        format!("{base}?[REDACTED]")
+    } else {
+        base
+    }
 }
 
 /// `{"spec": {...}}`: the body of create (and, with more fields, update).
@@ -814,6 +870,21 @@ mod tests {
             json,
             r#"{"id":"d","created_at":"2026-08-10T12:00:01Z","phase":"ACTIVE"}"#
         );
+    }
+
+    #[test]
+    fn urls_with_tokens_are_redacted_in_debug() {
+        let exec = ExecUrlResponse {
+            url: "wss://h/exec?token=secret".into(),
+        };
+        assert!(!format!("{exec:?}").contains("secret"));
+        let logs = LogsUrlResponse {
+            live_url: "https://h/live?token=secret".into(),
+            historic_urls: vec!["https://s/x?X-Amz-Signature=secret".into()],
+        };
+        assert!(!format!("{logs:?}").contains("secret"));
+        assert_eq!(redact_url("https://u:p@h/x"), "https://[REDACTED]@h/x");
+        assert_eq!(redact_url("https://h/x"), "https://h/x");
     }
 
     #[test]
