@@ -15,7 +15,9 @@ pub(crate) const PROJECT_ID: &str = "88b72d1a-b78a-4d9f-9090-b53c4399073f";
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 /// An RFC 3339 UTC time with `Z`.
+/// Whole seconds, as App Platform reports app and deployment times.
 pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
+    let t = t.replace_nanosecond(0).unwrap_or(t);
     t.format(&Rfc3339).unwrap_or_else(|_| ZERO_TIME.to_owned())
 }
 

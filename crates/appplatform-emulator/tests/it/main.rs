@@ -1,0 +1,8 @@
+//! Integration tests of the emulator and the doctl stand-in.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod console;
+mod faults;
+mod rest;
+mod standin;
