@@ -257,6 +257,35 @@ async fn missing_binary_says_how_to_install() {
     assert!(matches!(err, Error::NotInstalled { .. }), "{err:?}");
 }
 
+#[tokio::test]
+async fn arguments_doctl_would_misread_are_refused_before_running_it() {
+    let fake = Fake::new(r#"echo ran > "$D/ran"; echo '[]'"#);
+    let doctl = fake.doctl();
+    for id in ["", "--help", "-t", "a\nb"] {
+        let err = doctl.get_app(id).await.unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidArgument { .. }),
+            "{id:?}: {err:?}"
+        );
+    }
+    let err = doctl
+        .open_console(&ConsoleTarget::new("a", "-x"))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&err, Error::InvalidArgument { name, .. } if name == "component"),
+        "{err:?}"
+    );
+    assert!(
+        doctl
+            .logs(&LogsRequest::new("--follow", "s"))
+            .await
+            .is_err()
+    );
+    assert_eq!(fake.read("ran"), "");
+}
+
 type ErrorCheck = fn(&Error) -> bool;
 
 #[tokio::test]

@@ -221,6 +221,29 @@ fn check(output: RawOutput, subject: &Subject) -> Result<String> {
     }
 }
 
+/// Rejects a positional argument doctl would misread: empty, or starting with `-` (a flag).
+fn positional(name: &str, value: &str) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::InvalidArgument {
+            name: name.to_owned(),
+            reason: "must not be empty".to_owned(),
+        });
+    }
+    if value.starts_with('-') {
+        return Err(Error::InvalidArgument {
+            name: name.to_owned(),
+            reason: format!("`{value}` must not start with `-` (doctl would read it as a flag)"),
+        });
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::InvalidArgument {
+            name: name.to_owned(),
+            reason: "must not contain control characters".to_owned(),
+        });
+    }
+    Ok(())
+}
+
 fn app_subject(command: &str, app_id: &str) -> Subject {
     Subject::new(
         format!("doctl apps {command} {app_id}"),
@@ -248,6 +271,7 @@ impl Platform for Doctl {
 
     #[tracing::instrument(skip_all, fields(app_id))]
     async fn get_app(&self, app_id: &str) -> Result<App> {
+        positional("app_id", app_id)?;
         let subject = app_subject("get", app_id);
         let stdout = self.json(&["apps", "get", app_id], &subject, None).await?;
         parse::parse_app(&stdout, &subject.command)
@@ -262,6 +286,7 @@ impl Platform for Doctl {
 
     #[tracing::instrument(skip_all, fields(app_id))]
     async fn delete_app(&self, app_id: &str) -> Result<()> {
+        positional("app_id", app_id)?;
         let subject = app_subject("delete", app_id);
         self.json(&["apps", "delete", app_id, "--force"], &subject, None)
             .await?;
@@ -270,6 +295,7 @@ impl Platform for Doctl {
 
     #[tracing::instrument(skip_all, fields(app_id))]
     async fn list_deployments(&self, app_id: &str) -> Result<Vec<Deployment>> {
+        positional("app_id", app_id)?;
         let subject = app_subject("list-deployments", app_id);
         let stdout = self
             .json(&["apps", "list-deployments", app_id], &subject, None)
@@ -279,6 +305,7 @@ impl Platform for Doctl {
 
     #[tracing::instrument(skip_all, fields(app_id))]
     async fn list_instances(&self, app_id: &str) -> Result<Vec<Instance>> {
+        positional("app_id", app_id)?;
         let subject = app_subject("list-instances", app_id);
         let stdout = self
             .json(&["apps", "list-instances", app_id], &subject, None)
@@ -288,6 +315,11 @@ impl Platform for Doctl {
 
     #[tracing::instrument(skip_all, fields(app_id = %target.app_id, component = %target.component))]
     async fn open_console(&self, target: &ConsoleTarget) -> Result<Box<dyn Console>> {
+        positional("app_id", &target.app_id)?;
+        positional("component", &target.component)?;
+        if let Some(instance) = &target.instance {
+            positional("instance", instance)?;
+        }
         let timeouts = ConsoleTimeouts {
             connect: self.console_connect_timeout,
             send: self.command_timeout,
@@ -305,6 +337,10 @@ impl Platform for Doctl {
 impl Doctl {
     /// `doctl apps logs <id> [<component>] --type <kind> [--follow] [--tail N]`, line by line.
     async fn spawn_logs(&self, request: &LogsRequest) -> Result<LogStream> {
+        positional("app_id", &request.app_id)?;
+        if let Some(component) = &request.component {
+            positional("component", component)?;
+        }
         let mut args = vec!["apps".to_owned(), "logs".to_owned(), request.app_id.clone()];
         if let Some(component) = &request.component {
             args.push(component.clone());
