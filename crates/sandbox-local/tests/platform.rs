@@ -331,3 +331,55 @@ async fn run_logs_hold_what_the_entrypoint_prints() {
     let deploy = env.platform.logs(&request.with_kind(LogKind::Deploy)).await;
     assert!(deploy.is_err_and(|e| e.is_not_found()));
 }
+
+#[tokio::test]
+async fn host_network_fallback_gives_distinct_ports() {
+    require_sandboxes!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let platform = sandbox_local::LocalPlatform::new(
+        sandbox_local::LocalConfig::new(dir.path()).with_network(sandbox_local::NetworkMode::Host),
+    )
+    .expect("platform");
+    let env = Env { dir, platform };
+    let a = env.create(ImageKind::Python, ComponentType::Service).await;
+    let b = env.create(ImageKind::Python, ComponentType::Service).await;
+    assert!(!sandbox_uses_pasta(&env, a.id()));
+    let (pa, pb) = (a.run("echo $PORT").await, b.run("echo $PORT").await);
+    assert_ne!(pa, pb, "distinct ports on the host network");
+    let live = a.app.live_url.clone().expect("live url");
+    assert_eq!(live, format!("http://127.0.0.1:{}", pa.trim()));
+    let answer = http_get(health_port(&env, a.id()), "/sandbox_health");
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    let port = a.run("echo $SANDBOX_HEALTH_PORT").await;
+    assert_eq!(port.trim(), health_port(&env, a.id()).to_string());
+}
+
+#[tokio::test]
+async fn run_command_replaces_the_entrypoint_and_logs_to_run_logs() {
+    require_sandboxes!();
+    let env = Env::new();
+    let mut spec = spec(ImageKind::Python, ComponentType::Worker);
+    spec.workers[0].run_command = "echo started-by-run-command; echo $((6*7)) > out.txt".into();
+    let sandbox = env.create_spec(&spec).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let request = LogsRequest::new(sandbox.id(), "sandbox");
+    loop {
+        let lines: Vec<String> = env
+            .platform
+            .logs(&request)
+            .await
+            .expect("logs")
+            .map(|l| l.expect("line"))
+            .collect()
+            .await;
+        if lines.iter().any(|l| l == "started-by-run-command") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run command output: {lines:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(sandbox.run("cat out.txt; whoami").await, "42\nsandbox\n");
+}
