@@ -75,9 +75,26 @@ pub use sandbox::{
 
 pub mod blocking;
 mod channel;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 mod error;
 mod exec;
 mod process;
 mod protocol;
 mod sandbox;
 mod script;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
+
+#[cfg(test)]
+mod pty_tests {
+    //! The conformance suite against bash on local pseudo-terminals.
+    use std::sync::Arc;
+
+    async fn pty() -> crate::conformance::Target {
+        let platform = crate::testing::PtyPlatform::new().expect("pty platform");
+        crate::conformance::Target::new(Arc::new(platform))
+    }
+
+    crate::conformance_tests!(pty);
+}

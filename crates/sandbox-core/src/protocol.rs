@@ -45,7 +45,7 @@ pub(crate) fn bootstrap_agent(nonce: &str) -> Vec<u8> {
         if i == 0 {
             let _ = writeln!(out, "_S={chunk}");
         } else {
-            let _ = writeln!(out, "_S=$_S{chunk}");
+            let _ = writeln!(out, "_S=${{_S}}{chunk}");
         }
     }
     let _ = writeln!(

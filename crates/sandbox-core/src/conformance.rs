@@ -1,0 +1,746 @@
+//! The shared test suite of the whole [`Sandbox`] API, run against any [`Platform`].
+//!
+//! [`conformance_tests!`](crate::conformance_tests) expands to one `#[tokio::test]` per case,
+//! for a target made by an async function you name:
+//!
+//! ```ignore
+//! async fn local() -> sandbox_core::conformance::Target { /* ... */ }
+//! sandbox_core::conformance_tests!(local);
+//! ```
+//!
+//! Each case creates its own sandbox (a python worker with a unique name) on the target's
+//! platform wrapped in a [`HostilePlatform`], runs, and deletes the sandbox even when the case
+//! panics. Every wait has a deadline; nothing is timed.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test suite: a failed expectation is a panic with the value shown"
+)]
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use appspec::{ComponentType, ImageKind, TemplateDefaults};
+use doctl_driver::Platform;
+use futures::FutureExt as _;
+
+use crate::testing::{HostilePlatform, Hostility};
+use crate::{Error, ExecEvent, ExecRequest, LaunchRequest, Sandbox, Signal};
+
+/// What a case runs against: a platform, and whatever must live as long as it (temp folders,
+/// servers).
+pub struct Target {
+    /// The platform.
+    pub platform: Arc<dyn Platform>,
+    /// Kept alive until the case ends.
+    pub guard: Box<dyn Any + Send + Sync>,
+}
+
+impl Target {
+    /// A target with nothing else to keep alive.
+    #[must_use]
+    pub fn new(platform: Arc<dyn Platform>) -> Self {
+        Target {
+            platform,
+            guard: Box::new(()),
+        }
+    }
+}
+
+/// What a case receives.
+#[derive(Clone, Debug)]
+pub struct Ctx {
+    /// The case's sandbox.
+    pub sandbox: Sandbox,
+    /// The platform it lives on, to make consoles hostile or drop them.
+    pub hostile: Arc<HostilePlatform>,
+}
+
+/// The boxed future of a case.
+pub type CaseFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Deadline of one case.
+pub const CASE_DEADLINE: Duration = Duration::from_secs(300);
+
+/// Runs one case: creates a sandbox on `target`, runs `case`, deletes the sandbox, and then
+/// re-raises the case's panic if it had one.
+///
+/// # Panics
+///
+/// When the case fails, or the sandbox cannot be created.
+pub async fn run(target: Target, hostility: Hostility, case: fn(Ctx) -> CaseFuture) {
+    let hostile = Arc::new(HostilePlatform::new(Arc::clone(&target.platform)));
+    hostile.set_hostility(hostility);
+    let platform: Arc<dyn Platform> = hostile.clone();
+    let name = format!("conf-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let sandbox = Sandbox::builder()
+        .image(ImageKind::Python)
+        .component_type(ComponentType::Worker)
+        .name(name)
+        .defaults(TemplateDefaults::default())
+        .timeout(Duration::from_secs(120))
+        .platform(platform)
+        .create()
+        .await
+        .unwrap_or_else(|e| panic!("creating the sandbox failed: {}", chain(&e)));
+    let ctx = Ctx {
+        sandbox: sandbox.clone(),
+        hostile,
+    };
+    let outcome =
+        tokio::time::timeout(CASE_DEADLINE, AssertUnwindSafe(case(ctx)).catch_unwind()).await;
+    let deleted = sandbox.delete().await;
+    drop(target.guard);
+    match outcome {
+        Err(_) => panic!("case did not finish within {CASE_DEADLINE:?}"),
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Ok(Ok(())) => {
+            if let Err(e) = deleted {
+                panic!("deleting the sandbox failed: {}", chain(&e));
+            }
+        }
+    }
+}
+
+/// An error and its sources, on one line.
+#[must_use]
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+/// Unwraps a result, printing the error chain.
+#[track_caller]
+pub fn ok<T>(result: crate::Result<T>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(e) => panic!("unexpected error: {}", chain(&e)),
+    }
+}
+
+/// POSIX `cksum` (CRC-32 over the bytes then their length), to compare large outputs with a
+/// checksum computed in the sandbox.
+#[must_use]
+pub fn cksum(data: &[u8]) -> (u32, usize) {
+    let mut table = [0u32; 256];
+    for (i, slot) in table.iter_mut().enumerate() {
+        let mut c = (i as u32) << 24;
+        for _ in 0..8 {
+            c = if c & 0x8000_0000 != 0 {
+                (c << 1) ^ 0x04C1_1DB7
+            } else {
+                c << 1
+            };
+        }
+        *slot = c;
+    }
+    let mut crc = 0u32;
+    let mut feed = |b: u8| crc = (crc << 8) ^ table[(((crc >> 24) as u8) ^ b) as usize];
+    for &b in data {
+        feed(b);
+    }
+    let mut n = data.len();
+    while n != 0 {
+        feed((n & 0xff) as u8);
+        n >>= 8;
+    }
+    (!crc, data.len())
+}
+
+/// Deterministic pseudo-random bytes (xorshift), for stdin payloads.
+#[must_use]
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Expands to one `#[tokio::test]` per conformance case, for the target made by the async
+/// function `$make` (`async fn() -> Target`). With a second argument, only the named cases.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:path) => {
+        $crate::conformance_tests!($make; exec_basics, binary_and_invalid_utf8,
+            hostile_text_shapes, large_random_output, megabyte_line, stderr_separate_and_codes,
+            signal_status, concurrent_commands, timeout_keeps_console, stdin_round_trip,
+            env_cwd_stateless, session_persists, argv_without_quoting, streaming_events,
+            console_reused, console_drop_fails_command_once, hostile_terminal, processes,
+            process_exit_status, lifecycle, scoped_sandbox, blocking_facade);
+    };
+    ($make:path; $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let hostility = $crate::conformance::hostility_for(stringify!($case));
+                $crate::conformance::run($make().await, hostility, |ctx| {
+                    ::std::boxed::Box::pin($crate::conformance::cases::$case(ctx))
+                })
+                .await;
+            }
+        )+
+    };
+}
+
+/// The console hostility a case starts with.
+#[must_use]
+pub fn hostility_for(case: &str) -> Hostility {
+    let mut hostility = Hostility::default();
+    if case == "hostile_terminal" {
+        hostility.chunk_size = Some(1);
+        hostility.replace_non_ascii_input = true;
+    }
+    hostility
+}
+
+/// The cases.
+pub mod cases {
+    use super::*;
+
+    /// `echo`, status, text helpers, `exit_ok`.
+    pub async fn exec_basics(ctx: Ctx) {
+        let out = ok(ctx.sandbox.exec("echo hello").await);
+        assert_eq!(out.stdout, b"hello\n");
+        assert!(out.stderr.is_empty());
+        assert!(out.success());
+        assert_eq!(out.stdout_text(), "hello\n");
+        let err = ok(ctx.sandbox.exec("echo nope >&2; exit 3").await)
+            .exit_ok()
+            .unwrap_err();
+        assert!(matches!(err, Error::CommandFailed { .. }), "{err}");
+        assert!(err.to_string().contains("nope"), "{err}");
+        let out = ok(ctx.sandbox.exec("").await);
+        assert!(out.success() && out.stdout.is_empty());
+    }
+
+    /// NUL and high bytes, invalid UTF-8.
+    pub async fn binary_and_invalid_utf8(ctx: Ctx) {
+        let out = ok(ctx.sandbox.exec("printf '\\000\\377\\376'").await);
+        assert_eq!(out.stdout, [0x00, 0xff, 0xfe]);
+        let out = ok(ctx
+            .sandbox
+            .exec("printf '\\303\\050\\240\\241\\n\\200'")
+            .await);
+        assert_eq!(out.stdout, [0xc3, 0x28, 0xa0, 0xa1, b'\n', 0x80]);
+        let all: Vec<u8> = (0..=255).collect();
+        let out = ok(ctx
+            .sandbox
+            .exec_with(ExecRequest::argv(["cat"]).stdin(all.clone()))
+            .await);
+        assert_eq!(out.stdout, all);
+    }
+
+    /// Blank lines, trailing spaces, no final newline, CR, fake prompts and fake markers.
+    pub async fn hostile_text_shapes(ctx: Ctx) {
+        let text = "\n\n  a  \n\n\tb \t\n\r\n\nend";
+        let out = ok(ctx
+            .sandbox
+            .exec_with(ExecRequest::argv(["printf", "%s", text]))
+            .await);
+        assert_eq!(out.stdout, text.as_bytes());
+        let fake = "sandbox@x:~/app$ \nroot@h:/# \n$ \n___EXIT_CODE___:0\n___STDERR_START___\n\
+                    @0123456789abcdef:1:x:0\nREADY_0123456789abcdef\n\x1b[?2004h\x1b[31mred\x1b[0m";
+        let out = ok(ctx
+            .sandbox
+            .exec_with(ExecRequest::argv(["printf", "%s", fake]))
+            .await);
+        assert_eq!(out.stdout, fake.as_bytes());
+        // Frames that use the console's real nonce, read from the agent's command line.
+        let spoof = "n=$(for f in /proc/[0-9]*/cmdline; do tr '\\000' ' ' <\"$f\" 2>/dev/null; echo; done \
+                     | sed -n 's/.*sandbox-agent \\([0-9a-f]*\\).*/\\1/p' | head -n 1); \
+                     printf '@%s:1:x:0\\n@%s:1:o:aGkK\\n' \"$n\" \"$n\"; echo done";
+        let out = ok(ctx.sandbox.exec(spoof).await);
+        assert!(out.stdout.ends_with(b"done\n"), "{out:?}");
+        assert!(out.stdout.starts_with(b"@"), "{out:?}");
+    }
+
+    /// 10 MB of random bytes, checked against `cksum` computed in the sandbox.
+    pub async fn large_random_output(ctx: Ctx) {
+        let made = ok(ctx
+            .sandbox
+            .exec("head -c 10000000 /dev/urandom > big.bin && cksum < big.bin")
+            .await)
+        .exit_ok();
+        let made = ok(made);
+        let out = ok(ctx.sandbox.exec("cat big.bin; rm -f big.bin").await);
+        assert_eq!(out.stdout.len(), 10_000_000);
+        let (crc, len) = cksum(&out.stdout);
+        assert_eq!(made.stdout_text().trim(), format!("{crc} {len}"));
+    }
+
+    /// A 1 MB line without a newline, and one with.
+    pub async fn megabyte_line(ctx: Ctx) {
+        let out = ok(ctx
+            .sandbox
+            .exec("head -c 1000000 /dev/zero | tr '\\000' a")
+            .await);
+        assert_eq!(out.stdout, vec![b'a'; 1_000_000]);
+        let out = ok(ctx
+            .sandbox
+            .exec("head -c 1000000 /dev/zero | tr '\\000' b; echo")
+            .await);
+        assert_eq!(out.stdout.len(), 1_000_001);
+        assert_eq!(out.stdout.last(), Some(&b'\n'));
+    }
+
+    /// Stdout and stderr apart; exit codes 0, 1, 2, 255.
+    pub async fn stderr_separate_and_codes(ctx: Ctx) {
+        let out = ok(ctx.sandbox.exec("echo out; echo err >&2; echo out2").await);
+        assert_eq!(out.stdout, b"out\nout2\n");
+        assert_eq!(out.stderr, b"err\n");
+        for code in [0, 1, 2, 255] {
+            let out = ok(ctx.sandbox.exec(&format!("exit {code}")).await);
+            assert_eq!(out.status.code, Some(code));
+            assert_eq!(out.status.signal, None);
+        }
+        let out = ok(ctx.sandbox.exec("nosuchcommand-xyz").await);
+        assert_eq!(out.code(), Some(127));
+        assert!(!out.stderr.is_empty());
+    }
+
+    /// A command that kills itself reports the signal.
+    pub async fn signal_status(ctx: Ctx) {
+        let out = ok(ctx.sandbox.exec("echo before; kill -9 $$").await);
+        assert_eq!(out.stdout, b"before\n");
+        assert_eq!(out.status.code, None);
+        assert_eq!(out.status.signal, Some(9));
+        let out = ok(ctx.sandbox.exec("kill -15 $$").await);
+        assert_eq!(out.status.signal, Some(15));
+    }
+
+    /// 32 commands at once, each with its own output.
+    pub async fn concurrent_commands(ctx: Ctx) {
+        let tasks = (0..32).map(|i| {
+            let sandbox = ctx.sandbox.clone();
+            async move {
+                let command = format!(
+                    "printf 'task-{i}:'; head -c {} /dev/zero | tr '\\000' {}; echo err-{i} >&2; exit {}",
+                    i * 3000,
+                    (b'a' + (i % 26) as u8) as char,
+                    i % 7
+                );
+                (i, ok(sandbox.exec(&command).await))
+            }
+        });
+        for (i, out) in futures::future::join_all(tasks).await {
+            let mut expected = format!("task-{i}:").into_bytes();
+            expected.extend(std::iter::repeat_n(
+                b'a' + (i % 26) as u8,
+                (i * 3000) as usize,
+            ));
+            assert_eq!(out.stdout, expected, "stdout of task {i}");
+            assert_eq!(out.stderr, format!("err-{i}\n").into_bytes());
+            assert_eq!(out.code(), Some(i % 7));
+        }
+    }
+
+    /// A timeout kills the command's group and the console stays usable.
+    pub async fn timeout_keeps_console(ctx: Ctx) {
+        let request = ExecRequest::shell("sleep 117 & sleep 118; echo never")
+            .timeout(Duration::from_millis(1500));
+        let err = ctx.sandbox.exec_with(request).await.unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        assert!(err.is_retryable());
+        let out = ok(ctx.sandbox.exec("echo still here").await);
+        assert_eq!(out.stdout, b"still here\n");
+        // The whole group is gone (checked with a deadline, not a timing).
+        let check = ExecRequest::shell(
+            "i=0; while [ $i -lt 100 ]; do ps -eo args= | grep -q '^sleep 11[78]' || exit 0; sleep 0.1; i=$((i+1)); done; exit 1",
+        )
+        .timeout(Duration::from_secs(30));
+        assert!(
+            ok(ctx.sandbox.exec_with(check).await).success(),
+            "sleeps survived the timeout"
+        );
+        // Streams time out too.
+        let mut stream = ok(ctx
+            .sandbox
+            .exec_stream(ExecRequest::shell("sleep 119").timeout(Duration::from_millis(500)))
+            .await);
+        let first = stream.next_event().await.expect("an event");
+        assert!(first.unwrap_err().is_timeout());
+        assert!(stream.next_event().await.is_none());
+    }
+
+    /// Binary and 1 MB stdin come back exactly.
+    pub async fn stdin_round_trip(ctx: Ctx) {
+        let data = noise(1 << 20, 7);
+        let out = ok(ctx
+            .sandbox
+            .exec_with(ExecRequest::argv(["cat"]).stdin(data.clone()))
+            .await);
+        assert_eq!(out.stdout.len(), data.len());
+        assert!(out.stdout == data, "1 MB stdin came back different");
+        let out = ok(ctx
+            .sandbox
+            .exec_with(ExecRequest::shell("wc -c").stdin(Vec::new()))
+            .await);
+        assert_eq!(out.stdout_text().trim(), "0");
+        let out = ok(ctx.sandbox.exec("cat; echo end").await);
+        assert_eq!(out.stdout, b"end\n", "stdin is empty by default");
+    }
+
+    /// env and cwd apply to one call only.
+    pub async fn env_cwd_stateless(ctx: Ctx) {
+        let home = ok(ctx.sandbox.exec("pwd").await).stdout_text();
+        let request = ExecRequest::shell("pwd; printf '%s|' \"$FOO\" \"$BAR\"")
+            .cwd("/tmp")
+            .env("FOO", "a b'c\"$d")
+            .env("BAR", "line1\nline2 é");
+        let out = ok(ctx.sandbox.exec_with(request).await);
+        assert_eq!(out.stdout_text(), "/tmp\na b'c\"$d|line1\nline2 é|");
+        let err = ctx
+            .sandbox
+            .exec_with(ExecRequest::shell("true").env("1BAD", "x"))
+            .await;
+        assert!(matches!(err, Err(Error::InvalidArgument { .. })));
+        ok(ctx.sandbox.exec("cd /tmp; export LEAK=1").await);
+        let out = ok(ctx.sandbox.exec("pwd; echo ${LEAK:-unset}").await);
+        assert_eq!(out.stdout_text(), format!("{home}unset\n"));
+        let out = ok(ctx
+            .sandbox
+            .exec_with(ExecRequest::shell("pwd").cwd("/nonexistent-dir"))
+            .await);
+        assert!(!out.success());
+    }
+
+    /// A session keeps cwd and exported variables.
+    pub async fn session_persists(ctx: Ctx) {
+        let session = ctx.sandbox.session();
+        ok(session
+            .exec("mkdir -p sub && cd sub && export KEEP='x y'; NOTEXPORTED=1")
+            .await);
+        let out = ok(session.exec("basename \"$(pwd)\"; echo \"$KEEP\"").await);
+        assert_eq!(out.stdout_text(), "sub\nx y\n");
+        let out = ok(session.exec("cd /tmp; exit 4").await);
+        assert_eq!(out.code(), Some(4));
+        let out = ok(session.exec("pwd").await);
+        assert_eq!(out.stdout_text(), "/tmp\n");
+        let other = ctx.sandbox.session();
+        let out = ok(other.exec("echo ${KEEP:-unset}").await);
+        assert_eq!(out.stdout_text(), "unset\n");
+        ok(session.close().await);
+    }
+
+    /// argv needs no quoting: quotes, spaces, newlines, globs and `$` arrive as given.
+    pub async fn argv_without_quoting(ctx: Ctx) {
+        let args = [
+            "a b",
+            "it's",
+            "\"dq\"",
+            "x\ny",
+            "$HOME",
+            "*",
+            "",
+            "é ü",
+            "back\\slash",
+            "-n",
+        ];
+        let mut argv = vec!["printf", "[%s]"];
+        argv.extend(args);
+        let out = ok(ctx.sandbox.exec_with(ExecRequest::argv(argv)).await);
+        let expected: String = args.iter().map(|a| format!("[{a}]")).collect();
+        assert_eq!(out.stdout_text(), expected);
+        let out = ok(ctx
+            .sandbox
+            .exec_with(ExecRequest::argv(["sh", "-c", "exit 9"]))
+            .await);
+        assert_eq!(out.code(), Some(9));
+    }
+
+    /// Chunks arrive while the command still runs; the exit comes last.
+    pub async fn streaming_events(ctx: Ctx) {
+        let request = ExecRequest::shell(
+            "printf first; echo warn >&2; i=0; while [ ! -f go.flag ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; printf second; rm -f go.flag",
+        );
+        let mut stream = ok(ctx.sandbox.exec_stream(request).await);
+        let mut stdout = Vec::new();
+        while stdout != b"first" {
+            match stream.next_event().await.expect("an event") {
+                Ok(ExecEvent::Stdout(chunk)) => stdout.extend_from_slice(&chunk),
+                Ok(ExecEvent::Stderr(_)) => {}
+                other => panic!("unexpected event before the flag: {other:?}"),
+            }
+        }
+        // The command is still waiting: only now is the flag created.
+        ok(ok(ctx.sandbox.exec("touch go.flag").await).exit_ok());
+        let mut stderr = Vec::new();
+        let mut exit = None;
+        while let Some(event) = stream.next_event().await {
+            match ok(event) {
+                ExecEvent::Stdout(chunk) => stdout.extend_from_slice(&chunk),
+                ExecEvent::Stderr(chunk) => stderr.extend_from_slice(&chunk),
+                ExecEvent::Exit(status) => exit = Some(status),
+            }
+        }
+        assert_eq!(stdout, b"firstsecond");
+        assert_eq!(exit.map(|s| s.success()), Some(true));
+        let out = ok(ok(ctx
+            .sandbox
+            .exec_stream(ExecRequest::shell("printf x; exit 5"))
+            .await)
+        .collect_output()
+        .await);
+        assert_eq!((out.stdout.as_slice(), out.code()), (&b"x"[..], Some(5)));
+        let _ = stderr;
+    }
+
+    /// One console serves every command.
+    pub async fn console_reused(ctx: Ctx) {
+        for i in 0..20 {
+            let out = ok(ctx.sandbox.exec(&format!("echo {i}")).await);
+            assert_eq!(out.stdout_text(), format!("{i}\n"));
+        }
+        assert_eq!(ctx.hostile.consoles_opened(), 1);
+    }
+
+    /// A drop fails the running command with `ConsoleLost`; it is not run again, and the next
+    /// command opens a new console.
+    pub async fn console_drop_fails_command_once(ctx: Ctx) {
+        ok(ctx.sandbox.exec("rm -f runs.txt").await);
+        let sandbox = ctx.sandbox.clone();
+        let running = tokio::spawn(async move {
+            sandbox
+                .exec("echo run >> runs.txt; echo started; sleep 60")
+                .await
+        });
+        // Wait (with a deadline) until the command has started, then drop the console.
+        let mut started = false;
+        for _ in 0..200 {
+            let out = ok(ctx.sandbox.exec("cat runs.txt 2>/dev/null").await);
+            if out.stdout == b"run\n" {
+                started = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(started, "the command never started");
+        ctx.hostile.drop_open_consoles();
+        let result = running.await.expect("task");
+        let err = result.unwrap_err();
+        assert!(matches!(err, Error::ConsoleLost { .. }), "{err}");
+        assert!(err.is_retryable());
+        let out = ok(ctx.sandbox.exec("cat runs.txt").await);
+        assert_eq!(out.stdout, b"run\n", "the cut-off command ran again");
+        assert_eq!(ctx.hostile.consoles_opened(), 2);
+    }
+
+    /// Output in 1-byte chunks and non-ASCII input replaced by U+FFFD change nothing.
+    pub async fn hostile_terminal(ctx: Ctx) {
+        let out = ok(ctx.sandbox.exec("printf 'é\\000\\377'; echo ü >&2").await);
+        assert_eq!(
+            out.stdout,
+            "é\0\u{ff}"
+                .as_bytes()
+                .iter()
+                .take(2)
+                .chain(&[0, 0xff])
+                .copied()
+                .collect::<Vec<u8>>()
+        );
+        assert_eq!(out.stderr, "ü\n".as_bytes());
+        let data = noise(20_000, 3);
+        let out = ok(ctx
+            .sandbox
+            .exec_with(ExecRequest::argv(["cat"]).stdin(data.clone()))
+            .await);
+        assert!(out.stdout == data);
+        let out = ok(ctx
+            .sandbox
+            .exec_with(ExecRequest::argv(["printf", "%s", "ß∂ƒ"]))
+            .await);
+        assert_eq!(out.stdout_text(), "ß∂ƒ");
+    }
+
+    /// Launch, list, log, kill, kill_all, and a later connect that still knows them.
+    pub async fn processes(ctx: Ctx) {
+        let sandbox = &ctx.sandbox;
+        ok(sandbox.exec("mkdir -p work").await);
+        let handle = ok(sandbox
+            .launch(
+                LaunchRequest::new(
+                    "cd work && echo started in $(basename $(pwd)) $GREETING && exec sleep 301",
+                )
+                .env("GREETING", "hi there"),
+            )
+            .await);
+        assert!(handle.pid() > 1);
+        let mut log = Vec::new();
+        for _ in 0..200 {
+            log = ok(handle.log(None).await);
+            if !log.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(String::from_utf8_lossy(&log), "started in work hi there\n");
+        assert!(ok(handle.is_running().await));
+        let listed = ok(sandbox.processes(Some("sleep 301")).await);
+        assert!(!listed.is_empty(), "ps does not show the launched process");
+        assert!(listed.iter().all(|p| p.command.contains("sleep 301")));
+        let second = ok(sandbox
+            .launch(LaunchRequest::new("sleep 302").cwd("/tmp"))
+            .await);
+        ok(sandbox.kill(second.pid(), Signal::Term).await);
+        assert_eq!(
+            ok(second.wait(Duration::from_secs(30)).await).and_then(|s| s.signal),
+            Some(15)
+        );
+        let tail = ok(sandbox.process_log(handle.pid(), Some(1)).await);
+        assert_eq!(tail, log);
+        assert!(
+            ok(sandbox
+                .process_log(999_999, None)
+                .await
+                .map(Some)
+                .or_else(|e| { if e.is_not_found() { Ok(None) } else { Err(e) } }))
+            .is_none()
+        );
+        // A new handle on the same app knows the launched process.
+        let again = ok(Sandbox::connect(Arc::clone(sandbox.platform()), sandbox.id()).await);
+        let killed = ok(again.kill_all().await);
+        assert_eq!(killed, vec![handle.pid()]);
+        ok(handle.wait(Duration::from_secs(30)).await);
+        assert!(!ok(handle.is_running().await));
+        assert!(ok(again.kill_all().await).is_empty());
+        let err = sandbox.kill(999_999, Signal::Term).await.unwrap_err();
+        assert!(err.is_not_found(), "{err}");
+    }
+
+    /// A launched process's exit code is recorded.
+    pub async fn process_exit_status(ctx: Ctx) {
+        let handle = ok(ctx
+            .sandbox
+            .launch(LaunchRequest::new("echo bye; exit 7"))
+            .await);
+        let status = ok(handle.wait(Duration::from_secs(60)).await);
+        assert_eq!(status.and_then(|s| s.code), Some(7));
+        assert_eq!(ok(handle.log(None).await), b"bye\n");
+    }
+
+    /// list, status, url, connect, connect_component.
+    pub async fn lifecycle(ctx: Ctx) {
+        let sandbox = &ctx.sandbox;
+        let platform = Arc::clone(sandbox.platform());
+        let listed = ok(Sandbox::list(platform.as_ref()).await);
+        let me = listed
+            .iter()
+            .find(|s| s.id == sandbox.id())
+            .expect("listed");
+        assert_eq!(me.name, sandbox.name());
+        assert_eq!(me.image, ImageKind::Python);
+        assert_eq!(me.component_type, ComponentType::Worker);
+        assert!(ok(sandbox.status().await).is_active());
+        ok(sandbox.wait_ready(Duration::from_secs(30)).await);
+        assert_eq!(ok(sandbox.url().await), None);
+        assert_eq!(sandbox.component(), "sandbox");
+        let again =
+            ok(Sandbox::connect_component(Arc::clone(&platform), sandbox.id(), "sandbox").await);
+        assert_eq!(
+            ok(again.exec("echo via-connect").await).stdout,
+            b"via-connect\n"
+        );
+        let err = Sandbox::connect_component(Arc::clone(&platform), sandbox.id(), "web").await;
+        assert!(err.unwrap_err().is_not_found());
+        let err = Sandbox::connect(
+            Arc::clone(&platform),
+            "00000000-0000-4000-8000-000000000000",
+        )
+        .await;
+        assert!(err.unwrap_err().is_not_found());
+    }
+
+    /// `with_sandbox` deletes on success, error and panic.
+    pub async fn scoped_sandbox(ctx: Ctx) {
+        let platform = Arc::clone(ctx.sandbox.platform());
+        let builder = || {
+            Sandbox::builder()
+                .defaults(TemplateDefaults::default())
+                .name(format!(
+                    "scoped-{}",
+                    &uuid::Uuid::new_v4().simple().to_string()[..10]
+                ))
+                .platform(Arc::clone(&platform))
+        };
+        let id = ok(crate::with_sandbox(builder(), |s| async move {
+            assert_eq!(s.exec("echo in").await?.stdout, b"in\n");
+            Ok(s.id().to_owned())
+        })
+        .await);
+        assert!(platform.get_app(&id).await.unwrap_err().is_not_found());
+        let seen = Arc::new(std::sync::Mutex::new(String::new()));
+        let seen2 = Arc::clone(&seen);
+        let err = crate::with_sandbox(builder(), |s| async move {
+            *seen2
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = s.id().to_owned();
+            Err::<(), _>(Error::InvalidArgument {
+                name: "x".into(),
+                reason: "test".into(),
+            })
+        })
+        .await;
+        assert!(matches!(err, Err(Error::InvalidArgument { .. })));
+        let id = seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        assert!(platform.get_app(&id).await.unwrap_err().is_not_found());
+        let seen3 = Arc::clone(&seen);
+        let panicked = AssertUnwindSafe(crate::with_sandbox(builder(), |s| async move {
+            *seen3
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = s.id().to_owned();
+            if s.id().is_empty() {
+                return Ok(());
+            }
+            panic!("boom");
+        }))
+        .catch_unwind()
+        .await;
+        assert!(panicked.is_err());
+        let id = seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        assert!(platform.get_app(&id).await.unwrap_err().is_not_found());
+    }
+
+    /// The blocking facade, from a plain thread.
+    pub async fn blocking_facade(ctx: Ctx) {
+        let platform = Arc::clone(ctx.sandbox.platform());
+        let id = ctx.sandbox.id().to_owned();
+        let result = tokio::task::spawn_blocking(move || {
+            let sandbox = crate::blocking::Sandbox::connect(platform, &id)?;
+            let out = sandbox.exec_with(ExecRequest::argv(["printf", "%s", "blocking"]))?;
+            let mut chunks = 0;
+            let streamed = sandbox.exec_stream(ExecRequest::shell("echo s"), |_| chunks += 1)?;
+            let session = sandbox.session();
+            session.exec("cd /tmp")?;
+            let pwd = session.exec("pwd")?;
+            Ok::<_, Error>((out, streamed, chunks, pwd))
+        })
+        .await
+        .expect("blocking task");
+        let (out, streamed, chunks, pwd) = ok(result);
+        assert_eq!(out.stdout, b"blocking");
+        assert_eq!(streamed.stdout, b"s\n");
+        assert!(chunks >= 2);
+        assert_eq!(pwd.stdout, b"/tmp\n");
+    }
+}

@@ -1,0 +1,566 @@
+//! Test platforms: [`PtyPlatform`] (apps whose consoles are `bash -i` on local
+//! pseudo-terminals) and [`HostilePlatform`] (a wrapper that makes any platform's consoles
+//! hostile: output cut into tiny chunks, non-ASCII input replaced as doctl does, a drop after
+//! N bytes).
+//!
+//! `PtyPlatform` gives each app its own home folder (`<root>/<id>/home`, starting in `app/`)
+//! and temp folder, but no isolation at all: commands run as the current user on this
+//! machine. It exists to test the exec protocol against a real terminal (echo, prompt,
+//! bracketed-paste escapes, CR/LF translation, canonical-mode line limits) without a sandbox
+//! runtime.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use appspec::AppSpec;
+use async_trait::async_trait;
+use doctl_driver::wire::WireApp;
+use doctl_driver::{
+    App, Console, ConsoleTarget, Deployment, Error, Instance, LogStream, LogsRequest, Platform,
+    Result, TermSize,
+};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn io_error(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::other(format!("{what}: {e}"))
+}
+
+/// A [`Platform`] whose apps are folders on this machine and whose consoles are `bash -i` on
+/// pseudo-terminals (prompt `sandbox@pty:~/app$ `, echo on, readline on).
+///
+/// Apps are active as soon as they are created. Deleting an app kills the process groups its
+/// consoles launched with [`Sandbox::launch`](crate::Sandbox::launch) and removes its folder.
+#[derive(Debug)]
+pub struct PtyPlatform {
+    root: tempfile::TempDir,
+    apps: Mutex<HashMap<String, PtyAppEntry>>,
+}
+
+#[derive(Debug)]
+struct PtyAppEntry {
+    app: App,
+    root: PathBuf,
+}
+
+impl PtyPlatform {
+    /// A platform with its own temporary root folder, removed on drop.
+    ///
+    /// # Errors
+    ///
+    /// When the temporary folder cannot be created.
+    pub fn new() -> Result<Self> {
+        let root = tempfile::Builder::new()
+            .prefix("sandbox-pty-")
+            .tempdir()
+            .map_err(|e| io_error("creating a temp folder", e))?;
+        Ok(PtyPlatform {
+            root,
+            apps: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The folder holding every app's files.
+    #[must_use]
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    fn app_root(&self, app_id: &str) -> Result<PathBuf> {
+        lock(&self.apps)
+            .get(app_id)
+            .map(|entry| entry.root.clone())
+            .ok_or_else(|| Error::not_found(format!("app `{app_id}`")))
+    }
+}
+
+fn make_app(id: &str, spec: &AppSpec) -> Result<App> {
+    let mut wire = WireApp::default();
+    wire.id = id.to_owned();
+    wire.spec = Some(spec.clone());
+    let mut json = serde_json::to_value(&wire).map_err(|e| io_error("encoding an app", e))?;
+    json["active_deployment"] = serde_json::json!({
+        "id": format!("{id}-deployment"),
+        "phase": "ACTIVE",
+        "cause": "initial deployment",
+    });
+    if !spec.services.is_empty() {
+        json["live_url"] = serde_json::json!("http://127.0.0.1:9");
+    }
+    let wire: WireApp = serde_json::from_value(json).map_err(|e| io_error("decoding an app", e))?;
+    App::try_from(wire)
+}
+
+#[async_trait]
+impl Platform for PtyPlatform {
+    fn kind(&self) -> &'static str {
+        "pty"
+    }
+
+    async fn create_app(&self, spec: &AppSpec) -> Result<App> {
+        let mut apps = lock(&self.apps);
+        if apps.values().any(|entry| entry.app.spec.name == spec.name) {
+            return Err(Error::NameTaken {
+                name: spec.name.clone(),
+            });
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let root = self.root.path().join(&id);
+        std::fs::create_dir_all(root.join("home/app")).map_err(|e| io_error("app folder", e))?;
+        std::fs::create_dir_all(root.join("tmp")).map_err(|e| io_error("app folder", e))?;
+        let app = make_app(&id, spec)?;
+        apps.insert(
+            id,
+            PtyAppEntry {
+                app: app.clone(),
+                root,
+            },
+        );
+        Ok(app)
+    }
+
+    async fn get_app(&self, app_id: &str) -> Result<App> {
+        lock(&self.apps)
+            .get(app_id)
+            .map(|entry| entry.app.clone())
+            .ok_or_else(|| Error::not_found(format!("app `{app_id}`")))
+    }
+
+    async fn list_apps(&self) -> Result<Vec<App>> {
+        Ok(lock(&self.apps)
+            .values()
+            .map(|entry| entry.app.clone())
+            .collect())
+    }
+
+    async fn delete_app(&self, app_id: &str) -> Result<()> {
+        let entry = lock(&self.apps)
+            .remove(app_id)
+            .ok_or_else(|| Error::not_found(format!("app `{app_id}`")))?;
+        kill_launched(&entry.root.join("home/.sandbox/procs"));
+        let _ = std::fs::remove_dir_all(&entry.root);
+        Ok(())
+    }
+
+    async fn list_deployments(&self, app_id: &str) -> Result<Vec<Deployment>> {
+        let app = self.get_app(app_id).await?;
+        Ok(app.active_deployment.into_iter().collect())
+    }
+
+    async fn list_instances(&self, app_id: &str) -> Result<Vec<Instance>> {
+        let app = self.get_app(app_id).await?;
+        let instances = app
+            .component_names()
+            .map(|name| {
+                serde_json::from_value::<doctl_driver::wire::WireInstance>(serde_json::json!({
+                    "component_name": name,
+                    "instance_name": format!("{name}-pty"),
+                    "component_type": "WORKER",
+                }))
+                .map(Instance::from)
+                .map_err(|e| io_error("instance", e))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(instances)
+    }
+
+    async fn open_console(&self, target: &ConsoleTarget) -> Result<Box<dyn Console>> {
+        let app = self.get_app(&target.app_id).await?;
+        if !app.component_names().any(|c| c == target.component) {
+            return Err(Error::not_found(format!(
+                "component `{}` of app `{}`",
+                target.component, target.app_id
+            )));
+        }
+        let root = self.app_root(&target.app_id)?;
+        Ok(Box::new(PtyConsole::spawn(&root, target.size)?))
+    }
+
+    async fn logs(&self, _request: &LogsRequest) -> Result<LogStream> {
+        Ok(Box::pin(futures::stream::empty()))
+    }
+}
+
+/// Kills the process groups recorded as `<pid>.cmd` files in `procs`.
+fn kill_launched(procs: &Path) {
+    let Ok(entries) = std::fs::read_dir(procs) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_suffix(".cmd")) else {
+            continue;
+        };
+        if let Ok(pid) = pid.parse::<i32>() {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+            }
+        }
+    }
+}
+
+/// `bash -i` on a local pseudo-terminal.
+pub struct PtyConsole {
+    reader: tokio::sync::Mutex<pty_process::OwnedReadPty>,
+    writer: tokio::sync::Mutex<pty_process::OwnedWritePty>,
+    child: Mutex<Option<tokio::process::Child>>,
+}
+
+impl std::fmt::Debug for PtyConsole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PtyConsole").finish_non_exhaustive()
+    }
+}
+
+impl PtyConsole {
+    /// Starts `bash --norc -i` in `<root>/home/app`, with `HOME=<root>/home` and
+    /// `TMPDIR=<root>/tmp`.
+    ///
+    /// # Errors
+    ///
+    /// When the pty or bash cannot be started.
+    pub fn spawn(root: &Path, size: TermSize) -> Result<Self> {
+        let (pty, pts) = pty_process::open().map_err(|e| io_error("opening a pty", e))?;
+        pty.resize(pty_process::Size::new(size.rows, size.cols))
+            .map_err(|e| io_error("sizing the pty", e))?;
+        let home = root.join("home");
+        let child = pty_process::Command::new("bash")
+            .args(["--norc", "--noprofile", "-i"])
+            .env_clear()
+            .env(
+                "PATH",
+                std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
+            )
+            .env("HOME", &home)
+            .env("TMPDIR", root.join("tmp"))
+            .env("TERM", "xterm-256color")
+            .env("PS1", "sandbox@pty:\\w\\$ ")
+            .env("LANG", "C.UTF-8")
+            .current_dir(home.join("app"))
+            .spawn(pts)
+            .map_err(|e| io_error("starting bash on a pty", e))?;
+        let (reader, writer) = pty.into_split();
+        Ok(PtyConsole {
+            reader: tokio::sync::Mutex::new(reader),
+            writer: tokio::sync::Mutex::new(writer),
+            child: Mutex::new(Some(child)),
+        })
+    }
+
+    fn hang_up(&self) {
+        if let Some(mut child) = lock(&self.child).take() {
+            // SIGHUP first, as a terminal hang-up would, so the shell can clean up; the child
+            // is reaped by tokio once it exits.
+            if let Some(pid) = child
+                .id()
+                .and_then(|p| rustix::process::Pid::from_raw(p as i32))
+            {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::HUP);
+            }
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move {
+                    if tokio::time::timeout(std::time::Duration::from_secs(2), child.wait())
+                        .await
+                        .is_err()
+                    {
+                        let _ = child.kill().await;
+                    }
+                });
+            } else {
+                let _ = child.start_kill();
+            }
+        }
+    }
+}
+
+impl Drop for PtyConsole {
+    fn drop(&mut self) {
+        self.hang_up();
+    }
+}
+
+#[async_trait]
+impl Console for PtyConsole {
+    async fn send(&self, data: &[u8]) -> Result<()> {
+        let mut writer = self.writer.lock().await;
+        writer
+            .write_all(data)
+            .await
+            .map_err(|e| Error::ConsoleLost {
+                reason: e.to_string(),
+            })?;
+        writer.flush().await.map_err(|e| Error::ConsoleLost {
+            reason: e.to_string(),
+        })
+    }
+
+    async fn recv(&self) -> Result<Option<Vec<u8>>> {
+        let mut reader = self.reader.lock().await;
+        let mut buf = vec![0u8; 65536];
+        match reader.read(&mut buf).await {
+            Ok(0) => Ok(None),
+            Ok(n) => {
+                buf.truncate(n);
+                Ok(Some(buf))
+            }
+            // Linux answers EIO on the master once the last process holding the terminal ends.
+            Err(e) if e.raw_os_error() == Some(5) => Ok(None),
+            Err(e) => Err(Error::ConsoleLost {
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    async fn resize(&self, size: TermSize) -> Result<()> {
+        self.writer
+            .lock()
+            .await
+            .resize(pty_process::Size::new(size.rows, size.cols))
+            .map_err(|e| io_error("resizing the pty", e))
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.hang_up();
+        Ok(())
+    }
+}
+
+/// What [`HostilePlatform`] does to the consoles it opens.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Hostility {
+    /// Cut every chunk of output into pieces of at most this many bytes.
+    pub chunk_size: Option<usize>,
+    /// Replace every non-ASCII input byte by U+FFFD, as doctl does.
+    pub replace_non_ascii_input: bool,
+}
+
+/// Wraps a platform so that its consoles are hostile (see [`Hostility`]), can be made to drop,
+/// and are counted.
+#[derive(Debug)]
+pub struct HostilePlatform {
+    inner: Arc<dyn Platform>,
+    hostility: Mutex<Hostility>,
+    drop_next_after: Mutex<Option<usize>>,
+    opened: AtomicUsize,
+    kill_switch: tokio::sync::watch::Sender<u64>,
+}
+
+impl HostilePlatform {
+    /// Wraps `inner`, with no hostility until told.
+    #[must_use]
+    pub fn new(inner: Arc<dyn Platform>) -> Self {
+        HostilePlatform {
+            inner,
+            hostility: Mutex::new(Hostility::default()),
+            drop_next_after: Mutex::new(None),
+            opened: AtomicUsize::new(0),
+            kill_switch: tokio::sync::watch::channel(0).0,
+        }
+    }
+
+    /// Makes every console opened so far fail at once with a lost connection, as a dropped
+    /// WebSocket would.
+    pub fn drop_open_consoles(&self) {
+        self.kill_switch.send_modify(|generation| *generation += 1);
+    }
+
+    /// Applies `hostility` to consoles opened from now on.
+    pub fn set_hostility(&self, hostility: Hostility) {
+        *lock(&self.hostility) = hostility;
+    }
+
+    /// Makes the next console opened fail with a lost connection once it has received `bytes`
+    /// bytes of output (counted from its first byte, bootstrap included).
+    pub fn drop_next_console_after(&self, bytes: usize) {
+        *lock(&self.drop_next_after) = Some(bytes);
+    }
+
+    /// How many consoles were opened through this wrapper.
+    #[must_use]
+    pub fn consoles_opened(&self) -> usize {
+        self.opened.load(Ordering::SeqCst)
+    }
+
+    /// The wrapped platform.
+    #[must_use]
+    pub fn inner(&self) -> &Arc<dyn Platform> {
+        &self.inner
+    }
+}
+
+#[async_trait]
+impl Platform for HostilePlatform {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    async fn create_app(&self, spec: &AppSpec) -> Result<App> {
+        self.inner.create_app(spec).await
+    }
+    async fn get_app(&self, app_id: &str) -> Result<App> {
+        self.inner.get_app(app_id).await
+    }
+    async fn list_apps(&self) -> Result<Vec<App>> {
+        self.inner.list_apps().await
+    }
+    async fn delete_app(&self, app_id: &str) -> Result<()> {
+        self.inner.delete_app(app_id).await
+    }
+    async fn list_deployments(&self, app_id: &str) -> Result<Vec<Deployment>> {
+        self.inner.list_deployments(app_id).await
+    }
+    async fn list_instances(&self, app_id: &str) -> Result<Vec<Instance>> {
+        self.inner.list_instances(app_id).await
+    }
+    async fn open_console(&self, target: &ConsoleTarget) -> Result<Box<dyn Console>> {
+        let console = self.inner.open_console(target).await?;
+        self.opened.fetch_add(1, Ordering::SeqCst);
+        let hostility = lock(&self.hostility).clone();
+        let drop_after = lock(&self.drop_next_after).take();
+        let kill_switch = self.kill_switch.subscribe();
+        let generation = *kill_switch.borrow();
+        Ok(Box::new(HostileConsole {
+            generation,
+            kill_switch: tokio::sync::Mutex::new(kill_switch),
+            inner: console,
+            hostility,
+            drop_after,
+            received: AtomicUsize::new(0),
+            pending: Mutex::new(VecDeque::new()),
+        }))
+    }
+    async fn logs(&self, request: &LogsRequest) -> Result<LogStream> {
+        self.inner.logs(request).await
+    }
+}
+
+struct HostileConsole {
+    generation: u64,
+    kill_switch: tokio::sync::Mutex<tokio::sync::watch::Receiver<u64>>,
+    inner: Box<dyn Console>,
+    hostility: Hostility,
+    drop_after: Option<usize>,
+    received: AtomicUsize,
+    pending: Mutex<VecDeque<Vec<u8>>>,
+}
+
+#[async_trait]
+impl Console for HostileConsole {
+    async fn send(&self, data: &[u8]) -> Result<()> {
+        if self.hostility.replace_non_ascii_input && !data.is_ascii() {
+            let mut replaced = Vec::with_capacity(data.len());
+            for &b in data {
+                if b.is_ascii() {
+                    replaced.push(b);
+                } else {
+                    replaced.extend_from_slice("\u{fffd}".as_bytes());
+                }
+            }
+            return self.inner.send(&replaced).await;
+        }
+        self.inner.send(data).await
+    }
+
+    async fn recv(&self) -> Result<Option<Vec<u8>>> {
+        if let Some(limit) = self.drop_after {
+            if self.received.load(Ordering::SeqCst) >= limit {
+                let _ = self.inner.close().await;
+                return Err(Error::ConsoleLost {
+                    reason: "websocket: close 1006 (abnormal closure): unexpected EOF (injected)"
+                        .to_owned(),
+                });
+            }
+        }
+        let lost = || Error::ConsoleLost {
+            reason: "websocket: close 1006 (abnormal closure): unexpected EOF (injected)"
+                .to_owned(),
+        };
+        let mut kill_switch = self.kill_switch.lock().await;
+        if *kill_switch.borrow() != self.generation {
+            return Err(lost());
+        }
+        let queued = lock(&self.pending).pop_front();
+        let chunk = match queued {
+            Some(chunk) => chunk,
+            None => {
+                let received = tokio::select! {
+                    received = self.inner.recv() => received?,
+                    Ok(()) = kill_switch.changed() => {
+                        let _ = self.inner.close().await;
+                        return Err(lost());
+                    }
+                };
+                match received {
+                    Some(chunk) => chunk,
+                    None => return Ok(None),
+                }
+            }
+        };
+        let mut chunk = chunk;
+        if let Some(limit) = self.drop_after {
+            let seen = self.received.load(Ordering::SeqCst);
+            let room = limit.saturating_sub(seen);
+            if chunk.len() > room {
+                chunk.truncate(room);
+            }
+        }
+        if let Some(size) = self
+            .hostility
+            .chunk_size
+            .filter(|&s| s > 0 && chunk.len() > s)
+        {
+            let rest = chunk.split_off(size);
+            let mut pending = lock(&self.pending);
+            for piece in rest.chunks(size).rev() {
+                pending.push_front(piece.to_vec());
+            }
+        }
+        self.received.fetch_add(chunk.len(), Ordering::SeqCst);
+        Ok(Some(chunk))
+    }
+
+    async fn resize(&self, size: TermSize) -> Result<()> {
+        self.inner.resize(size).await
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.inner.close().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn pty_console_runs_bash() {
+        let platform = PtyPlatform::new().unwrap();
+        let spec = appspec::SandboxTemplate::new(
+            appspec::ImageKind::Python,
+            appspec::ComponentType::Worker,
+        )
+        .name("pty-debug")
+        .build()
+        .unwrap();
+        let app = platform.create_app(&spec).await.unwrap();
+        let console = platform
+            .open_console(&ConsoleTarget::new(&app.id, "sandbox"))
+            .await
+            .unwrap();
+        console.send(b"echo hi-$((1+2))\n").await.unwrap();
+        let mut seen = Vec::new();
+        while !String::from_utf8_lossy(&seen).contains("hi-3") {
+            match tokio::time::timeout(std::time::Duration::from_secs(10), console.recv()).await {
+                Ok(Ok(Some(chunk))) => seen.extend(chunk),
+                other => panic!("{other:?} after {:?}", String::from_utf8_lossy(&seen)),
+            }
+        }
+        console.send(b"exit\n").await.unwrap();
+        platform.delete_app(&app.id).await.unwrap();
+    }
+}
