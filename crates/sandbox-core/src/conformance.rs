@@ -72,7 +72,16 @@ pub const CASE_DEADLINE: Duration = Duration::from_secs(300);
 /// # Panics
 ///
 /// When the case fails, or the sandbox cannot be created.
-pub async fn run(target: Target, hostility: Hostility, case: fn(Ctx) -> CaseFuture) {
+/// A target of `None` skips the case with a printed reason (the platform cannot run here).
+pub async fn run(
+    target: impl Into<Option<Target>>,
+    hostility: Hostility,
+    case: fn(Ctx) -> CaseFuture,
+) {
+    let Some(target) = target.into() else {
+        eprintln!("skipping: the target platform cannot run on this machine");
+        return;
+    };
     let hostile = Arc::new(HostilePlatform::new(Arc::clone(&target.platform)));
     hostile.set_hostility(hostility);
     let platform: Arc<dyn Platform> = hostile.clone();
@@ -172,7 +181,8 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// Expands to one `#[tokio::test]` per conformance case, for the target made by the async
-/// function `$make` (`async fn() -> Target`). With a second argument, only the named cases.
+/// function `$make` (`async fn() -> Target`, or `-> Option<Target>` where `None` skips). With a
+/// second argument, only the named cases.
 #[macro_export]
 macro_rules! conformance_tests {
     ($make:path) => {

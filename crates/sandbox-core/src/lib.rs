@@ -98,3 +98,26 @@ mod pty_tests {
 
     crate::conformance_tests!(pty);
 }
+
+#[cfg(test)]
+mod local_tests {
+    //! The conformance suite against `sandbox_local::LocalPlatform` (skipped, with a printed
+    //! reason, where the kernel cannot run local sandboxes).
+    use std::sync::Arc;
+
+    async fn local() -> Option<crate::conformance::Target> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = sandbox_local::LocalConfig::new(dir.path());
+        let platform = sandbox_local::LocalPlatform::new(config).expect("local platform");
+        if let Err(e) = platform.check_host() {
+            eprintln!("local sandboxes cannot run here: {e}");
+            return None;
+        }
+        Some(crate::conformance::Target {
+            platform: Arc::new(platform),
+            guard: Box::new(dir),
+        })
+    }
+
+    crate::conformance_tests!(local);
+}
