@@ -501,6 +501,24 @@ exit 1"#,
 }
 
 #[tokio::test]
+async fn remote_output_that_looks_like_an_error_is_kept() {
+    let fake = Fake::new(
+        r#"stty raw -echo
+printf 'Error: the remote motd says hi\r\nsandbox$ '
+exec cat"#,
+    );
+    let console = fake
+        .doctl()
+        .open_console(&ConsoleTarget::new("a", "s"))
+        .await
+        .unwrap();
+    let text = recv_until(console.as_ref(), "sandbox$ ").await;
+    assert!(text.starts_with("Error: the remote motd says hi"), "{text}");
+    console.send(b"still here").await.unwrap();
+    recv_until(console.as_ref(), "still here").await;
+}
+
+#[tokio::test]
 async fn console_exit_without_output_is_an_error() {
     let fake = Fake::new("exit 0");
     let err = fake

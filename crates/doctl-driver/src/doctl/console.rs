@@ -29,6 +29,9 @@ use crate::platform::{Console, ConsoleTarget, TermSize};
 
 /// How long doctl may take to exit once its terminal closed, before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
+/// How long doctl may take to exit after printing an error at start, before its output is taken
+/// for the remote side's.
+const ERROR_EXIT_GRACE: Duration = Duration::from_secs(2);
 /// How much of the terminal stream is kept to find doctl's final `Error:` line.
 const TAIL_BYTES: usize = 4096;
 /// Read buffer size.
@@ -200,24 +203,35 @@ impl DoctlConsole {
                 state.remember(&buf);
                 let text = parse::strip_ansi(&String::from_utf8_lossy(&buf));
                 state.pending = Some(buf);
-                if text.trim_start().starts_with("Error") {
-                    // doctl failed before the session (404 on the exec URL, no token, ...):
-                    // read its last words and report them.
-                    let deadline = tokio::time::Instant::now() + EXIT_GRACE;
-                    let mut more = vec![0u8; CHUNK];
-                    while let Ok(Ok(n)) =
-                        tokio::time::timeout_at(deadline, state.pty.read(&mut more)).await
-                    {
-                        if n == 0 {
-                            break;
+                if text.trim_start().starts_with("Error: ") {
+                    // Likely doctl failing before the session (404 on the exec URL, no token):
+                    // it exits right after. If it does not, this was the remote side talking,
+                    // and nothing was consumed.
+                    let exited = {
+                        let mut child = self.child.lock().await;
+                        tokio::time::timeout(ERROR_EXIT_GRACE, child.wait())
+                            .await
+                            .is_ok()
+                    };
+                    if exited {
+                        let deadline = tokio::time::Instant::now() + EXIT_GRACE;
+                        let mut more = vec![0u8; CHUNK];
+                        while let Ok(Ok(n)) =
+                            tokio::time::timeout_at(deadline, state.pty.read(&mut more)).await
+                        {
+                            if n == 0 {
+                                break;
+                            }
+                            state.remember(&more[..n]);
+                            if let Some(pending) = state.pending.as_mut() {
+                                pending.extend_from_slice(&more[..n]);
+                            }
                         }
-                        state.remember(&more[..n]);
+                        let ended = self.reap(&state.tail).await;
+                        if let Ended::Failed { .. } = ended {
+                            return Err(self.error_of(&ended));
+                        }
                     }
-                    let ended = self.reap(&state.tail).await;
-                    if let Ended::Failed { .. } = ended {
-                        return Err(self.error_of(&ended));
-                    }
-                    state.ended = Some(ended);
                 }
                 Ok(())
             }
