@@ -156,12 +156,7 @@ impl Doctl {
             std::env::var_os(DOCTL_ENV),
             std::env::var_os("PATH"),
         );
-        let token = config.token.clone().or_else(|| {
-            std::env::var(TOKEN_ENV)
-                .ok()
-                .filter(|t| !t.trim().is_empty())
-                .map(Token::new)
-        });
+        let token = resolve_token(config.token.clone(), std::env::var(TOKEN_ENV).ok());
         Self::with_parts(binary, token, &config)
     }
 
@@ -211,6 +206,14 @@ impl Doctl {
         let output = self.runner.run(&args, stdin, self.command_timeout).await?;
         check(output, subject)
     }
+}
+
+/// The explicit token, else a non-blank `$DIGITALOCEAN_TOKEN`.
+fn resolve_token(explicit: Option<Token>, env: Option<String>) -> Option<Token> {
+    explicit.or_else(|| {
+        env.filter(|t| !t.trim().is_empty())
+            .map(|t| Token::new(t.trim()))
+    })
 }
 
 fn check(output: RawOutput, subject: &Subject) -> Result<String> {
@@ -516,4 +519,44 @@ async fn read_to_string_capped(mut reader: impl AsyncRead + Unpin, cap: usize) -
         }
     }
     String::from_utf8_lossy(&kept).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_token_wins_over_the_environment() {
+        let explicit = Some(Token::new("a"));
+        assert_eq!(resolve_token(explicit.clone(), Some("b".into())), explicit);
+        assert_eq!(
+            resolve_token(None, Some(" b\n".into())),
+            Some(Token::new("b"))
+        );
+        assert_eq!(resolve_token(None, Some("  ".into())), None);
+        assert_eq!(resolve_token(None, None), None);
+    }
+
+    #[test]
+    fn global_flags_follow_the_config() {
+        let config = DoctlConfig::new()
+            .with_binary("/bin/doctl")
+            .with_context("ci")
+            .with_api_url("http://127.0.0.1:1")
+            .with_http_retry_max(2);
+        let doctl = Doctl::new(config);
+        assert_eq!(
+            doctl.runner.global_args,
+            [
+                "--context",
+                "ci",
+                "--api-url",
+                "http://127.0.0.1:1",
+                "--http-retry-max",
+                "2"
+            ]
+        );
+        assert_eq!(doctl.binary(), Some(std::path::Path::new("/bin/doctl")));
+        assert_eq!(doctl.kind(), "doctl");
+    }
 }
