@@ -244,6 +244,13 @@ impl Console for FakeConsole {
                     if let Some(rest) = line.strip_prefix("echo ") {
                         let _ = self.tx.send(Some(format!("{rest}\r\n").into_bytes()));
                     }
+                    if line == "echo hi" {
+                        // What the recorded mock printed after `hi`: non-ASCII output, split
+                        // mid-character across two chunks.
+                        let extra = "café ✓ <&>\r\n".as_bytes();
+                        let _ = self.tx.send(Some(extra[..4].to_vec()));
+                        let _ = self.tx.send(Some(extra[4..].to_vec()));
+                    }
                     let _ = self.tx.send(Some(PROMPT.as_bytes().to_vec()));
                 }
             } else {

@@ -92,7 +92,7 @@ async fn echo_prompt_and_close_1000() {
     let (text, code, _) = read_all(&mut ws).await;
     assert_eq!(
         text,
-        format!("{PROMPT}echo hi\r\nhi\r\n{PROMPT}exit\r\nexit\r\n")
+        format!("{PROMPT}echo hi\r\nhi\r\ncafé ✓ <&>\r\n{PROMPT}exit\r\nexit\r\n")
     );
     assert_eq!(code, Some(1000));
     assert_eq!(

@@ -6,3 +6,4 @@ mod console;
 mod faults;
 mod rest;
 mod standin;
+mod standin_console;
