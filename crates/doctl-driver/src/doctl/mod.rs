@@ -272,7 +272,7 @@ impl Platform for Doctl {
         parse::parse_app(&stdout, &subject.command)
     }
 
-    #[tracing::instrument(skip_all, fields(app_id))]
+    #[tracing::instrument(skip_all, fields(app_id = %app_id))]
     async fn get_app(&self, app_id: &str) -> Result<App> {
         positional("app_id", app_id)?;
         let subject = app_subject("get", app_id);
@@ -287,7 +287,7 @@ impl Platform for Doctl {
         parse::parse_apps(&stdout, &subject.command)
     }
 
-    #[tracing::instrument(skip_all, fields(app_id))]
+    #[tracing::instrument(skip_all, fields(app_id = %app_id))]
     async fn delete_app(&self, app_id: &str) -> Result<()> {
         positional("app_id", app_id)?;
         let subject = app_subject("delete", app_id);
@@ -296,7 +296,7 @@ impl Platform for Doctl {
         Ok(())
     }
 
-    #[tracing::instrument(skip_all, fields(app_id))]
+    #[tracing::instrument(skip_all, fields(app_id = %app_id))]
     async fn list_deployments(&self, app_id: &str) -> Result<Vec<Deployment>> {
         positional("app_id", app_id)?;
         let subject = app_subject("list-deployments", app_id);
@@ -306,7 +306,7 @@ impl Platform for Doctl {
         parse::parse_deployments(&stdout, &subject.command)
     }
 
-    #[tracing::instrument(skip_all, fields(app_id))]
+    #[tracing::instrument(skip_all, fields(app_id = %app_id))]
     async fn list_instances(&self, app_id: &str) -> Result<Vec<Instance>> {
         positional("app_id", app_id)?;
         let subject = app_subject("list-instances", app_id);
