@@ -129,6 +129,7 @@ impl Runner {
         timeout: Duration,
     ) -> Result<RawOutput> {
         let display = Self::display(args);
+        let started = std::time::Instant::now();
         let mut command = self.command(args)?;
         command
             .stdin(if stdin.is_some() {
@@ -175,6 +176,12 @@ impl Runner {
             }
         };
         group.disarm();
+        tracing::debug!(
+            command = %display,
+            code = ?output.status.code(),
+            elapsed_ms = started.elapsed().as_millis(),
+            "doctl finished"
+        );
         Ok(RawOutput {
             code: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
