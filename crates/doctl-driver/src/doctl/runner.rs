@@ -177,7 +177,7 @@ impl Runner {
         };
         group.disarm();
         tracing::debug!(
-            command = %display,
+            command = %Self::display(args),
             code = ?output.status.code(),
             elapsed_ms = started.elapsed().as_millis(),
             "doctl finished"
