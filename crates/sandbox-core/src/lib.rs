@@ -121,3 +121,72 @@ mod local_tests {
 
     crate::conformance_tests!(local);
 }
+
+#[cfg(test)]
+mod emulator_tests {
+    //! The conformance suite through the App Platform emulator (over `LocalPlatform`), with
+    //! both drivers: `Doctl` running the doctl stand-in, and `DoApi`.
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use doctl_driver::{DoApi, DoApiConfig, Doctl, DoctlConfig, Platform, Token};
+
+    #[derive(Clone, Copy)]
+    enum Driver {
+        Doctl,
+        Api,
+    }
+
+    async fn target(driver: Driver) -> Option<crate::conformance::Target> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = sandbox_local::LocalConfig::new(dir.path());
+        let backend = sandbox_local::LocalPlatform::new(config).expect("local platform");
+        if let Err(e) = backend.check_host() {
+            eprintln!("local sandboxes cannot run here: {e}");
+            return None;
+        }
+        let emulator = appplatform_emulator::Emulator::builder()
+            .backend(Arc::new(backend))
+            .pace(Duration::ZERO)
+            .start()
+            .await
+            .expect("emulator");
+        let token = Token::new(emulator.token());
+        let platform: Arc<dyn Platform> = match driver {
+            Driver::Doctl => Arc::new(Doctl::new(
+                DoctlConfig::new()
+                    .with_binary(appplatform_emulator::standin_path().expect("doctl stand-in"))
+                    .with_token(token)
+                    .with_api_url(emulator.url())
+                    .with_command_timeout(Duration::from_secs(60)),
+            )),
+            Driver::Api => Arc::new(
+                DoApi::new(
+                    DoApiConfig::new()
+                        .with_token(token)
+                        .with_base_url(emulator.url())
+                        .with_request_timeout(Duration::from_secs(60)),
+                )
+                .expect("DoApi"),
+            ),
+        };
+        Some(crate::conformance::Target {
+            platform,
+            guard: Box::new((emulator, dir)),
+        })
+    }
+
+    mod doctl {
+        async fn doctl() -> Option<crate::conformance::Target> {
+            super::target(super::Driver::Doctl).await
+        }
+        crate::conformance_tests!(doctl);
+    }
+
+    mod api {
+        async fn api() -> Option<crate::conformance::Target> {
+            super::target(super::Driver::Api).await
+        }
+        crate::conformance_tests!(api);
+    }
+}
