@@ -4,6 +4,7 @@
 mod common;
 mod console;
 mod faults;
+mod local;
 mod rest;
 mod standin;
 mod standin_console;
