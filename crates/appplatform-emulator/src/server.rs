@@ -1,6 +1,6 @@
 //! Starting the emulator: the builder, the running handle, shared state and the router.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -127,8 +127,7 @@ impl EmulatorBuilder {
             tickets: Mutex::new(HashMap::new()),
             faults: self.faults.clone(),
             requests: Mutex::new(Vec::new()),
-            served: Mutex::new(0),
-            reset_at: OffsetDateTime::now_utc().unix_timestamp() + 3600,
+            served: Mutex::new(VecDeque::new()),
             local_addr,
             shutdown: shutdown_rx.clone(),
         });
@@ -238,7 +237,8 @@ impl EmulatorHandle {
         &self.state.faults
     }
 
-    /// Every request received so far (REST, WebSocket upgrades and log downloads), in order.
+    /// Every request received so far (REST, WebSocket upgrades and log downloads), in order;
+    /// the last 10,000 when there were more.
     #[must_use]
     pub fn received_requests(&self) -> Vec<RecordedRequest> {
         lock(&self.state.requests).clone()
@@ -341,8 +341,8 @@ pub(crate) struct AppState {
     pub tickets: Mutex<HashMap<String, Ticket>>,
     pub faults: Faults,
     pub requests: Mutex<Vec<RecordedRequest>>,
-    pub served: Mutex<u64>,
-    pub reset_at: i64,
+    /// Unix times of the API requests of the last hour.
+    pub served: Mutex<VecDeque<i64>>,
     pub local_addr: SocketAddr,
     pub shutdown: watch::Receiver<bool>,
 }
@@ -387,6 +387,12 @@ pub(crate) fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
+/// Requests per hour App Platform allows a token (reported in `ratelimit-limit`).
+const RATE_LIMIT: u64 = 5000;
+
+/// How many requests are kept for [`EmulatorHandle::received_requests`] (the oldest go first).
+const RECORDED_MAX: usize = 10_000;
+
 /// Records every request (body included) before it is served.
 async fn record_layer(State(state): State<Shared>, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
@@ -413,19 +419,33 @@ async fn record_layer(State(state): State<Shared>, request: Request, next: Next)
         body: bytes.to_vec(),
     };
     tracing::debug!(method = %recorded.method, path = %recorded.path, "request");
-    lock(&state.requests).push(recorded);
+    {
+        let mut requests = lock(&state.requests);
+        if requests.len() >= RECORDED_MAX {
+            requests.remove(0);
+        }
+        requests.push(recorded);
+    }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
 }
 
 /// Faults, bearer-token auth and the headers every API answer carries.
 async fn api_layer(State(state): State<Shared>, request: Request, next: Next) -> Response {
-    let served = {
-        let mut served = lock(&state.served);
-        *served += 1;
-        *served
+    // A sliding hour, as App Platform counts: each request expires an hour after it was made.
+    let (remaining, reset_at) = {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let mut window = lock(&state.served);
+        while window.front().is_some_and(|t| *t <= now - 3600) {
+            window.pop_front();
+        }
+        window.push_back(now);
+        let oldest = window.front().copied().unwrap_or(now);
+        (
+            RATE_LIMIT.saturating_sub(window.len() as u64),
+            oldest + 3600,
+        )
     };
-    let remaining = 5000u64.saturating_sub(served);
     let mut response = if let Some(fault) = state.faults.take_http() {
         fault_response(fault)
     } else if !authorized(&state, request.headers()) {
@@ -444,9 +464,9 @@ async fn api_layer(State(state): State<Shared>, request: Request, next: Next) ->
         );
     }
     if !headers.contains_key("ratelimit-limit") {
-        headers.insert("ratelimit-limit", HeaderValue::from(5000u64));
+        headers.insert("ratelimit-limit", HeaderValue::from(RATE_LIMIT));
         headers.insert("ratelimit-remaining", HeaderValue::from(remaining));
-        headers.insert("ratelimit-reset", HeaderValue::from(state.reset_at));
+        headers.insert("ratelimit-reset", HeaderValue::from(reset_at));
     }
     if !headers.contains_key("x-request-id") {
         if let Ok(v) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {

@@ -85,16 +85,214 @@ const BOOL_FLAGS: &[&str] = &[
     "with-projects",
 ];
 
+/// The word after `apps` (skipping flags and their values): the subcommand.
+fn subcommand(argv: &[String]) -> String {
+    let mut words = Vec::new();
+    let mut i = 0;
+    while i < argv.len() {
+        let arg = &argv[i];
+        i += 1;
+        if let Some(long) = arg.strip_prefix("--") {
+            if !long.contains('=') && VALUE_FLAGS.contains(&long) {
+                i += 1;
+            }
+        } else if arg.len() == 2 && arg.starts_with('-') {
+            if ["-t", "-u", "-o", "-c"].contains(&arg.as_str()) {
+                i += 1;
+            }
+        } else if !arg.starts_with('-') {
+            words.push(arg.clone());
+        }
+    }
+    words.get(1).cloned().unwrap_or_default()
+}
+
+/// Cobra's flag table: `  -s, --name type   description`, descriptions aligned.
+fn flag_table(flags: &[(&str, &str, &str, &str)]) -> String {
+    let lefts: Vec<String> = flags
+        .iter()
+        .map(|(short, name, kind, _)| {
+            let mut left = if short.is_empty() {
+                "      ".to_owned()
+            } else {
+                format!("  -{short}, ")
+            };
+            left.push_str("--");
+            left.push_str(name);
+            if !kind.is_empty() {
+                left.push(' ');
+                left.push_str(kind);
+            }
+            left
+        })
+        .collect();
+    let width = lefts.iter().map(String::len).max().unwrap_or(0) + 3;
+    let mut out = String::new();
+    for (left, (_, _, _, desc)) in lefts.iter().zip(flags) {
+        out.push_str(&format!("{left:<width$}{desc}\n"));
+    }
+    out
+}
+
+/// The usage block cobra prints after a usage error (verbatim for `apps get`; the other
+/// commands' flag descriptions are shorter than doctl's).
+fn usage_text(sub: &str) -> String {
+    let (usage, aliases, flags): (&str, &str, Vec<(&str, &str, &str, &str)>) = match sub {
+        "create" | "c" => (
+            "create [flags]",
+            "create, c",
+            vec![
+                (
+                    "",
+                    "project-id",
+                    "string",
+                    "The ID of the project to assign the created app to",
+                ),
+                (
+                    "",
+                    "spec",
+                    "path",
+                    "Path to an app spec in JSON or YAML format. Set to \"-\" to read from stdin.",
+                ),
+                (
+                    "",
+                    "update-sources",
+                    "",
+                    "With --upsert, update the sources of an existing app",
+                ),
+                ("", "upsert", "", "Update the app if it already exists"),
+                ("", "wait", "", "Wait for the app's deployment to finish"),
+            ],
+        ),
+        "list" | "ls" => (
+            "list [flags]",
+            "list, ls",
+            vec![("", "with-projects", "", "List apps with their project ids")],
+        ),
+        "delete" | "d" | "rm" => (
+            "delete <app id> [flags]",
+            "delete, d, rm",
+            vec![(
+                "f",
+                "force",
+                "",
+                "Delete the app without a confirmation prompt",
+            )],
+        ),
+        "list-deployments" | "lsd" => (
+            "list-deployments <app id> [flags]",
+            "list-deployments, lsd",
+            vec![],
+        ),
+        "get-deployment" | "gd" => (
+            "get-deployment <app id> <deployment id> [flags]",
+            "get-deployment, gd",
+            vec![],
+        ),
+        "list-instances" => ("list-instances <app id> [flags]", "list-instances", vec![]),
+        "logs" | "l" => (
+            "logs <app name or id> <component name (defaults to all components)> [flags]",
+            "logs, l",
+            vec![
+                ("", "deployment", "string", "The deployment ID"),
+                ("f", "follow", "", "Stream logs as they are emitted"),
+                (
+                    "",
+                    "no-prefix",
+                    "",
+                    "Omit the component name and timestamp from each line",
+                ),
+                (
+                    "",
+                    "tail",
+                    "int",
+                    "The number of lines to show from the end of the logs (default -1)",
+                ),
+                (
+                    "",
+                    "type",
+                    "string",
+                    "The type of logs: build, deploy, run or run_restarted (default \"run\")",
+                ),
+            ],
+        ),
+        "console" | "cs" => (
+            "console <app id> <component name> [flags]",
+            "console, cs",
+            vec![("", "deployment", "string", "The deployment ID")],
+        ),
+        _ => (
+            "get <app id> [flags]",
+            "get, g",
+            vec![(
+                "",
+                "format",
+                "ID",
+                "Columns for output in a comma-separated list. Possible values: ID, `Spec.Name`, `DefaultIngress`, `ActiveDeployment.ID`, `InProgressDeployment.ID`, `Created`, `Updated`.",
+            )],
+        ),
+    };
+    let name = aliases.split(',').next().unwrap_or(sub);
+    let mut flags = flags;
+    let help = format!("help for {name}");
+    flags.push(("h", "help", "", &help));
+    if matches!(
+        name,
+        "get" | "list" | "list-deployments" | "get-deployment" | "list-instances"
+    ) {
+        flags.push(("", "no-header", "", "Return raw data with no headers"));
+    }
+    flags.sort_by_key(|f| f.1);
+    let home = std::env::var("HOME").unwrap_or_default();
+    let config =
+        format!("Specify a custom config file (default \"{home}/.config/doctl/config.yaml\")");
+    let globals = flag_table(&[
+        ("t", "access-token", "string", "API V2 access token"),
+        ("u", "api-url", "string", "Override default API endpoint"),
+        ("c", "config", "string", &config),
+        (
+            "",
+            "context",
+            "string",
+            "Specify a custom authentication context name",
+        ),
+        (
+            "",
+            "http-retry-max",
+            "int",
+            "Set maximum number of retries for requests that fail with a 429 or 500-level error (default 5)",
+        ),
+        (
+            "",
+            "interactive",
+            "",
+            "Enable interactive behavior. Defaults to true if the terminal supports it (default false)",
+        ),
+        (
+            "o",
+            "output",
+            "string",
+            "Desired output format [text|json] (default \"text\")",
+        ),
+        (
+            "",
+            "trace",
+            "",
+            "Show a log of network activity while performing a command",
+        ),
+        ("v", "verbose", "", "Enable verbose output"),
+    ]);
+    format!(
+        "Usage:\n  doctl apps {usage}\n\nAliases:\n  {aliases}\n\nFlags:\n{}\nGlobal Flags:\n{globals}\n",
+        flag_table(&flags)
+    )
+}
+
 fn parse_args(argv: &[String]) -> Result<Args, Failure> {
     let mut args = Args::default();
     let mut i = 0;
     // `-f` means --force for delete and --follow for logs.
-    let sub = argv
-        .iter()
-        .filter(|a| !a.starts_with('-'))
-        .nth(1)
-        .cloned()
-        .unwrap_or_default();
+    let sub = subcommand(argv);
     while i < argv.len() {
         let arg = &argv[i];
         i += 1;
@@ -210,7 +408,8 @@ fn report(failure: Failure, json_errors: bool) -> ExitCode {
         }
         Failure::Usage(msg) => {
             println!("{msg}");
-            eprintln!("Error: {msg}\nRun 'doctl --help' for usage.");
+            let argv: Vec<String> = std::env::args().skip(1).collect();
+            eprint!("Error: {msg}\n{}", usage_text(&subcommand(&argv)));
             ExitCode::from(255)
         }
     }
@@ -608,14 +807,32 @@ fn go_display_time(value: Option<&Value>) -> String {
     )
 }
 
-/// Go's `text/tabwriter` with padding 4: every cell but the last of a row padded.
-fn table(ctx: &Ctx, header: &[&str], rows: Vec<Vec<String>>) {
+/// Go's `text/tabwriter` with padding 4: every cell but the last of a row padded. `columns`
+/// are (`--format` key, header); `--format` picks and orders them, `--no-header` drops the
+/// header line.
+fn table(ctx: &Ctx, columns: &[(&str, &str)], rows: Vec<Vec<String>>) {
+    let picked: Vec<usize> = match ctx.args.flag("format") {
+        Some(format) => format
+            .split(',')
+            .filter_map(|key| {
+                columns
+                    .iter()
+                    .position(|(k, _)| k.eq_ignore_ascii_case(key.trim()))
+            })
+            .collect(),
+        None => (0..columns.len()).collect(),
+    };
     let mut all: Vec<Vec<String>> = Vec::new();
     if !ctx.args.has("no-header") {
-        all.push(header.iter().map(|s| (*s).to_owned()).collect());
+        all.push(picked.iter().map(|&i| columns[i].1.to_owned()).collect());
     }
-    all.extend(rows);
-    let cols = header.len();
+    all.extend(rows.into_iter().map(|row| {
+        picked
+            .iter()
+            .map(|&i| row.get(i).cloned().unwrap_or_default())
+            .collect()
+    }));
+    let cols = picked.len();
     let mut widths = vec![0usize; cols];
     for row in &all {
         for (i, cell) in row.iter().enumerate().take(cols.saturating_sub(1)) {
@@ -665,13 +882,13 @@ fn display_apps(ctx: &Ctx, apps: &[Value]) -> CmdResult {
     table(
         ctx,
         &[
-            "ID",
-            "Spec Name",
-            "Default Ingress",
-            "Active Deployment ID",
-            "In Progress Deployment ID",
-            "Created At",
-            "Updated At",
+            ("ID", "ID"),
+            ("Spec.Name", "Spec Name"),
+            ("DefaultIngress", "Default Ingress"),
+            ("ActiveDeployment.ID", "Active Deployment ID"),
+            ("InProgressDeployment.ID", "In Progress Deployment ID"),
+            ("Created", "Created At"),
+            ("Updated", "Updated At"),
         ],
         rows,
     );
@@ -708,12 +925,12 @@ fn display_deployments(ctx: &Ctx, deps: &[Value]) -> CmdResult {
     table(
         ctx,
         &[
-            "ID",
-            "Cause",
-            "Progress",
-            "Phase",
-            "Created At",
-            "Updated At",
+            ("ID", "ID"),
+            ("Cause", "Cause"),
+            ("Progress", "Progress"),
+            ("Phase", "Phase"),
+            ("Created", "Created At"),
+            ("Updated", "Updated At"),
         ],
         rows,
     );
@@ -746,7 +963,12 @@ fn display_instances(ctx: &Ctx, instances: Option<&Value>) -> CmdResult {
         .unwrap_or_default();
     table(
         ctx,
-        &["Name", "ComponentName", "ComponentType", "InstanceAlias"],
+        &[
+            ("Name", "Name"),
+            ("ComponentName", "ComponentName"),
+            ("ComponentType", "ComponentType"),
+            ("InstanceAlias", "InstanceAlias"),
+        ],
         rows,
     );
     Ok(())

@@ -19,6 +19,7 @@ struct Run {
 /// Runs the stand-in with a fixture's argv (placeholders filled in) and environment.
 async fn run_case(case: &str, port: u16, extra_env: &[(&str, &str)]) -> Run {
     let home = tempfile::tempdir().unwrap();
+    let home_text = home.path().display().to_string();
     let argv: Vec<String> = serde_json::from_str(&fixture_text(case, "argv.json")).unwrap();
     let dir = fixture_dir(case);
     let spec = ["spec_file.yaml", "spec_file.json"]
@@ -66,8 +67,8 @@ async fn run_case(case: &str, port: u16, extra_env: &[(&str, &str)]) -> Run {
             .unwrap();
         return Run {
             code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            stdout: String::from_utf8_lossy(&out.stdout).replace(&home_text, "HOME"),
+            stderr: String::from_utf8_lossy(&out.stderr).replace(&home_text, "HOME"),
         };
     }
     cmd.stdin(Stdio::null());
@@ -77,8 +78,8 @@ async fn run_case(case: &str, port: u16, extra_env: &[(&str, &str)]) -> Run {
         .unwrap();
     Run {
         code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        stdout: String::from_utf8_lossy(&out.stdout).replace(&home_text, "HOME"),
+        stderr: String::from_utf8_lossy(&out.stderr).replace(&home_text, "HOME"),
     }
 }
 
@@ -269,11 +270,13 @@ async fn get_and_list() {
     check("apps-get-not-found-404-text", &[], &[]).await;
     check("apps-get-by-name", &[W], &[WORKER]).await;
     check("missing-arg-get", &[], &[]).await;
+    check("unknown-flag", &[W], &[WORKER]).await;
     check("apps-list-empty", &[], &[]).await;
     check("apps-list-empty-text", &[], &[]).await;
     check("apps-list-two", &[W, S], &[WORKER, SERVICE]).await;
     check("apps-list-two-text", &[W, S], &[WORKER, SERVICE]).await;
     check("apps-list-paginated", &[W, S], &[WORKER, SERVICE]).await;
+    check("apps-list-format-noheader", &[W, S], &[WORKER, SERVICE]).await;
     check("auth-no-token", &[], &[]).await;
     check("auth-no-token-json", &[], &[]).await;
 }
@@ -284,8 +287,13 @@ async fn get_deploying_and_failed_apps() {
     let emulator = emulator_with(&backend, &[WORKER]).await;
     backend.set_state(W, FakeState::Deploying);
     let port = emulator.addr().port();
-    let run = run_case("apps-get-deploying-worker", port, &[]).await;
-    assert_like_fixture("apps-get-deploying-worker", &run, port);
+    for case in [
+        "apps-get-deploying-worker",
+        "apps-get-format-noheader-deploying",
+    ] {
+        let run = run_case(case, port, &[]).await;
+        assert_like_fixture(case, &run, port);
+    }
 
     let backend = FakePlatform::new().with_ids(&[E]);
     let emulator = start(&backend).await;
