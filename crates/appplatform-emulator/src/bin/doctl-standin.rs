@@ -107,8 +107,11 @@ fn subcommand(argv: &[String]) -> String {
     words.get(1).cloned().unwrap_or_default()
 }
 
+/// One flag of a usage text: shorthand, name, value type, description.
+type FlagRow<'a> = (&'a str, &'a str, &'a str, &'a str);
+
 /// Cobra's flag table: `  -s, --name type   description`, descriptions aligned.
-fn flag_table(flags: &[(&str, &str, &str, &str)]) -> String {
+fn flag_table(flags: &[FlagRow<'_>]) -> String {
     let lefts: Vec<String> = flags
         .iter()
         .map(|(short, name, kind, _)| {
@@ -137,7 +140,7 @@ fn flag_table(flags: &[(&str, &str, &str, &str)]) -> String {
 /// The usage block cobra prints after a usage error (verbatim for `apps get`; the other
 /// commands' flag descriptions are shorter than doctl's).
 fn usage_text(sub: &str) -> String {
-    let (usage, aliases, flags): (&str, &str, Vec<(&str, &str, &str, &str)>) = match sub {
+    let (usage, aliases, flags): (&str, &str, Vec<FlagRow<'_>>) = match sub {
         "create" | "c" => (
             "create [flags]",
             "create, c",
