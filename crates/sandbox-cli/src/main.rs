@@ -1,3 +1,5 @@
 //! The `sandbox` command.
 
-fn main() {}
+fn main() -> std::process::ExitCode {
+    sandbox_cli::main(std::env::args_os())
+}

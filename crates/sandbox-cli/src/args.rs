@@ -1,0 +1,555 @@
+//! The command line, as data: clap types and value parsers only, no logic.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Run untrusted code in sandboxes: on this machine (the local provider, the default) or on
+/// DigitalOcean App Platform.
+#[derive(Debug, Parser)]
+#[command(
+    name = "sandbox",
+    version,
+    propagate_version = true,
+    after_help = "Start with: sandbox run --image python -- python3 -c 'print(6*7)'\n\
+                  Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 auth, 5 timeout; \
+                  exec and run pass the remote exit code through."
+)]
+pub struct Cli {
+    /// Options shared by every command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by every command.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Where sandboxes run: `local` (this machine) or `digitalocean` (App Platform).
+    #[arg(long, global = true, env = "SANDBOX_PROVIDER", value_name = "PROVIDER")]
+    pub provider: Option<ProviderArg>,
+    /// How to reach DigitalOcean: `api` (REST + WebSocket), `doctl`, or `auto` (the API when a
+    /// token is at hand, else doctl).
+    #[arg(long, global = true, env = "SANDBOX_DRIVER", value_name = "DRIVER")]
+    pub driver: Option<DriverArg>,
+    /// The DigitalOcean API's base URL (for example an emulator at http://127.0.0.1:8080).
+    #[arg(long, global = true, env = "DIGITALOCEAN_API_URL", value_name = "URL")]
+    pub api_url: Option<String>,
+    /// The doctl authentication context to use.
+    #[arg(long, global = true, env = "DIGITALOCEAN_CONTEXT", value_name = "NAME")]
+    pub context: Option<String>,
+    /// The configuration file (default `$XDG_CONFIG_HOME/do-app-sandbox/config.yaml`).
+    #[arg(long, global = true, env = "SANDBOX_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The local provider's state folder.
+    #[arg(long, global = true, env = "SANDBOX_LOCAL_DIR", value_name = "DIR")]
+    pub local_dir: Option<PathBuf>,
+    /// Print less (only data and errors).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more: `-v` debug logs of this tool, `-vv` trace, `-vvv` every library.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Never draw a spinner; print progress as plain lines.
+    #[arg(long, global = true, env = "SANDBOX_NO_PROGRESS", value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_progress: bool,
+}
+
+/// Where sandboxes run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProviderArg {
+    /// Namespace-isolated sandboxes on this machine.
+    Local,
+    /// DigitalOcean App Platform.
+    #[value(alias = "do")]
+    Digitalocean,
+}
+
+/// How the digitalocean provider reaches App Platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DriverArg {
+    /// The REST API when a token is at hand, else doctl.
+    Auto,
+    /// The REST API and exec WebSocket.
+    Api,
+    /// The doctl binary.
+    Doctl,
+}
+
+/// The sandbox images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImageArg {
+    /// Python 3.
+    Python,
+    /// Node.js.
+    Node,
+}
+
+/// The kind of component a sandbox runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ComponentTypeArg {
+    /// A service: a public URL and a health check.
+    Service,
+    /// A worker: no ports, no URL.
+    Worker,
+}
+
+/// Which logs to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogTypeArg {
+    /// What the sandbox's processes print.
+    Run,
+    /// The build's output.
+    Build,
+    /// The deployment's output.
+    Deploy,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a sandbox and wait until it is ready.
+    Create(CreateArgs),
+    /// List the sandboxes this tool created.
+    #[command(visible_alias = "ls")]
+    List(ListArgs),
+    /// Run a command in a sandbox; output streams live and the remote exit code is returned.
+    Exec(ExecArgs),
+    /// Delete one sandbox, or all of them.
+    #[command(visible_alias = "rm")]
+    Delete(DeleteArgs),
+    /// Create a sandbox, run one command in it, print its output and delete it.
+    Run(RunArgs),
+    /// Read, write and list files in a sandbox.
+    #[command(subcommand)]
+    Files(FilesCommand),
+    /// List the processes running in a sandbox.
+    Ps(PsArgs),
+    /// Start a background process in a sandbox and print its pid.
+    Launch(LaunchArgs),
+    /// Send a signal to a process in a sandbox (or end every launched one).
+    Kill(KillArgs),
+    /// Print a sandbox's logs, or a launched process's output with `--pid`.
+    Logs(LogsArgs),
+    /// Print a sandbox's public URL (services only).
+    Url(InfoArgs),
+    /// Print a sandbox's status.
+    Status(InfoArgs),
+    /// Serve the App Platform API on localhost over local sandboxes.
+    Emulator(EmulatorArgs),
+}
+
+/// Which sandbox a command is about: by name, or by app id.
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// The sandbox's name (or a unique prefix of its id).
+    #[arg(value_name = "NAME", required_unless_present = "id")]
+    pub name: Option<String>,
+    /// The app id: skips the name lookup, and works on any app, not only sandboxes.
+    #[arg(long, value_name = "ID", conflicts_with = "name")]
+    pub id: Option<String>,
+    /// The component to attach to (default: `sandbox`, else the app's first component).
+    #[arg(long, value_name = "NAME")]
+    pub component: Option<String>,
+}
+
+/// Options of `sandbox create` and `sandbox run` that shape the new sandbox.
+#[derive(Debug, Clone, Args)]
+pub struct SpecArgs {
+    /// The image.
+    #[arg(long, short, value_name = "IMAGE", env = "SANDBOX_IMAGE")]
+    pub image: Option<ImageArg>,
+    /// The sandbox's name (default `sandbox-<8 hex>`).
+    #[arg(long, short, value_name = "NAME")]
+    pub name: Option<String>,
+    /// The region (default `APP_SANDBOX_REGION`, else `atl1`).
+    #[arg(long, value_name = "SLUG")]
+    pub region: Option<String>,
+    /// The instance size (default `apps-s-1vcpu-1gb`).
+    #[arg(long, value_name = "SLUG")]
+    pub instance_size: Option<String>,
+    /// Service (public URL) or worker (no ports; the default).
+    #[arg(long, short = 't', value_name = "TYPE")]
+    pub component_type: Option<ComponentTypeArg>,
+    /// An environment variable of the sandbox (repeatable; `run` also gives it to the command).
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub env: Vec<(String, String)>,
+    /// How long to wait for the sandbox to be ready, in seconds (default 600).
+    #[arg(long = "ready-timeout", value_name = "SECS")]
+    pub ready_timeout: Option<u64>,
+}
+
+/// `sandbox create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// What to create.
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Return as soon as the app is created, without waiting for its deployment.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sandbox list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sandbox exec`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "One argument after `--` is a shell command line (`sh -c`); several are a \
+                  program and its arguments, run without a shell."
+)]
+pub struct ExecArgs {
+    /// Which sandbox.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// An environment variable of the command (repeatable).
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub env: Vec<(String, String)>,
+    /// How the command runs.
+    #[command(flatten)]
+    pub command: CommandArgs,
+    /// Send this tool's standard input to the command (read to its end first).
+    #[arg(long)]
+    pub stdin: bool,
+    /// Print the result as JSON (stdout, stderr, exit code) instead of streaming it.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The command to run and how.
+#[derive(Debug, Clone, Args)]
+pub struct CommandArgs {
+    /// Kill the command after this many seconds (exit code 5).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// The command's working directory (default the sandbox's `/home/sandbox/app`).
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<String>,
+    /// The command.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub argv: Vec<String>,
+}
+
+/// `sandbox delete`.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The sandbox's name.
+    #[arg(value_name = "NAME", required_unless_present_any = ["id", "all"], conflicts_with_all = ["id", "all"])]
+    pub name: Option<String>,
+    /// The app id (skips the name lookup; works on any app).
+    #[arg(long, value_name = "ID", conflicts_with = "all")]
+    pub id: Option<String>,
+    /// Delete every sandbox this tool created.
+    #[arg(long)]
+    pub all: bool,
+    /// Do not ask for confirmation.
+    #[arg(long, short)]
+    pub force: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sandbox run`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "One argument after `--` is a shell command line (`sh -c`); several are a \
+                  program and its arguments, run without a shell."
+)]
+pub struct RunArgs {
+    /// What to create.
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Keep the sandbox after the command ends (its name is printed).
+    #[arg(long)]
+    pub keep: bool,
+    /// How the command runs.
+    #[command(flatten)]
+    pub command: CommandArgs,
+    /// Send this tool's standard input to the command (read to its end first).
+    #[arg(long)]
+    pub stdin: bool,
+    /// Print the result as JSON (sandbox, stdout, stderr, exit code).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sandbox files ...`.
+#[derive(Debug, Subcommand)]
+pub enum FilesCommand {
+    /// Print a file's bytes to standard output.
+    #[command(override_usage = "sandbox files read [OPTIONS] <NAME|--id ID> <PATH>")]
+    Read(FileArgs),
+    /// Write standard input (or `--from FILE`, or `--content TEXT`) to a file.
+    #[command(override_usage = "sandbox files write [OPTIONS] <NAME|--id ID> <PATH>")]
+    Write(WriteArgs),
+    /// List a folder.
+    #[command(override_usage = "sandbox files ls [OPTIONS] <NAME|--id ID> [PATH]")]
+    Ls(LsArgs),
+    /// Copy a local file into the sandbox.
+    #[command(override_usage = "sandbox files upload [OPTIONS] <NAME|--id ID> <LOCAL> <REMOTE>")]
+    Upload(TransferArgs),
+    /// Copy a file from the sandbox to this machine.
+    #[command(override_usage = "sandbox files download [OPTIONS] <NAME|--id ID> <REMOTE> <LOCAL>")]
+    Download(TransferArgs),
+    /// Remove a file (or a folder with `-r`).
+    #[command(override_usage = "sandbox files rm [OPTIONS] <NAME|--id ID> <PATH>")]
+    Rm(RmArgs),
+    /// Create a folder and its parents.
+    #[command(override_usage = "sandbox files mkdir [OPTIONS] <NAME|--id ID> <PATH>")]
+    Mkdir(FileArgs),
+}
+
+/// A sandbox given by name or `--id`, then positional arguments.
+#[derive(Debug, Clone, Args)]
+pub struct PositionalTarget {
+    /// The app id (then the sandbox's name is left out).
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+    /// The component to attach to.
+    #[arg(long, value_name = "NAME")]
+    pub component: Option<String>,
+}
+
+/// `sandbox files read|mkdir`.
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// Which sandbox, when given by id.
+    #[command(flatten)]
+    pub target: PositionalTarget,
+    /// The sandbox's name (unless `--id`), then the path.
+    #[arg(value_name = "ARGS", num_args = 1..=2, required = true)]
+    pub args: Vec<String>,
+}
+
+/// `sandbox files write`.
+#[derive(Debug, Args)]
+pub struct WriteArgs {
+    /// Which sandbox, when given by id.
+    #[command(flatten)]
+    pub target: PositionalTarget,
+    /// Write this text instead of standard input.
+    #[arg(long, value_name = "TEXT", conflicts_with = "from")]
+    pub content: Option<String>,
+    /// Write this local file's bytes instead of standard input.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
+    /// The sandbox's name (unless `--id`), then the path.
+    #[arg(value_name = "ARGS", num_args = 1..=2, required = true)]
+    pub args: Vec<String>,
+}
+
+/// `sandbox files ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Which sandbox, when given by id.
+    #[command(flatten)]
+    pub target: PositionalTarget,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The sandbox's name (unless `--id`), then the folder (default the working directory).
+    #[arg(value_name = "ARGS", num_args = 0..=2)]
+    pub args: Vec<String>,
+}
+
+/// `sandbox files upload|download`.
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    /// Which sandbox, when given by id.
+    #[command(flatten)]
+    pub target: PositionalTarget,
+    /// The sandbox's name (unless `--id`), then the source and the destination.
+    #[arg(value_name = "ARGS", num_args = 2..=3, required = true)]
+    pub args: Vec<String>,
+}
+
+/// `sandbox files rm`.
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Which sandbox, when given by id.
+    #[command(flatten)]
+    pub target: PositionalTarget,
+    /// Remove folders and their contents.
+    #[arg(long, short)]
+    pub recursive: bool,
+    /// The sandbox's name (unless `--id`), then the path.
+    #[arg(value_name = "ARGS", num_args = 1..=2, required = true)]
+    pub args: Vec<String>,
+}
+
+/// `sandbox ps`.
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Which sandbox.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Only processes whose command line contains this text.
+    #[arg(long, value_name = "TEXT")]
+    pub filter: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sandbox launch`.
+#[derive(Debug, Args)]
+pub struct LaunchArgs {
+    /// Which sandbox.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// An environment variable of the process (repeatable).
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub env: Vec<(String, String)>,
+    /// The process's working directory.
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The command (a shell command line; several arguments are joined by spaces).
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub argv: Vec<String>,
+}
+
+/// `sandbox kill`.
+#[derive(Debug, Args)]
+#[command(override_usage = "sandbox kill [OPTIONS] <NAME|--id ID> <PID|--all>")]
+pub struct KillArgs {
+    /// Which sandbox, when given by id.
+    #[command(flatten)]
+    pub target: PositionalTarget,
+    /// The signal: a name (`TERM`, `KILL`, `INT`, ...) or a number.
+    #[arg(long, short, value_name = "SIGNAL", default_value = "TERM")]
+    pub signal: String,
+    /// End every process this tool launched (TERM, then KILL after 3 s).
+    #[arg(long)]
+    pub all: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The sandbox's name (unless `--id`), then the pid (unless `--all`).
+    #[arg(value_name = "ARGS", num_args = 1..=2, required_unless_present = "id")]
+    pub args: Vec<String>,
+}
+
+/// `sandbox logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Which sandbox.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Keep printing new lines until interrupted.
+    #[arg(long, short)]
+    pub follow: bool,
+    /// Which logs.
+    #[arg(long = "type", value_name = "TYPE", default_value = "run")]
+    pub kind: LogTypeArg,
+    /// Only the last N lines.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<u32>,
+    /// The output of a process started with `sandbox launch` instead.
+    #[arg(long, value_name = "PID", conflicts_with_all = ["follow", "kind"])]
+    pub pid: Option<u32>,
+}
+
+/// `sandbox url` and `sandbox status`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Which sandbox.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sandbox emulator`.
+#[derive(Debug, Args)]
+pub struct EmulatorArgs {
+    /// The port to listen on (0 picks a free one; the URL is printed).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// The API token to accept (default: a random one, printed at start).
+    #[arg(
+        long,
+        env = "EMULATOR_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+    /// Seconds a deployment takes to walk from PENDING_BUILD to ACTIVE (0: at once).
+    #[arg(long, default_value_t = 3.0, value_name = "SECS")]
+    pub pace: f64,
+    /// Print the URL and token as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses `KEY=VALUE`.
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn exec_takes_a_name_or_an_id_and_a_command_after_dashes() {
+        let cli = Cli::try_parse_from(["sandbox", "exec", "demo", "--", "echo", "hi"]).unwrap();
+        let Command::Exec(args) = cli.command else {
+            panic!("not exec")
+        };
+        assert_eq!(args.target.name.as_deref(), Some("demo"));
+        assert_eq!(args.command.argv, ["echo", "hi"]);
+        let cli = Cli::try_parse_from(["sandbox", "exec", "--id", "abc", "--", "ls"]).unwrap();
+        let Command::Exec(args) = cli.command else {
+            panic!("not exec")
+        };
+        assert_eq!(args.target.id.as_deref(), Some("abc"));
+        assert!(Cli::try_parse_from(["sandbox", "exec", "--", "ls"]).is_err());
+        assert!(Cli::try_parse_from(["sandbox", "exec", "demo"]).is_err());
+    }
+
+    #[test]
+    fn env_pairs_must_have_a_key() {
+        assert_eq!(
+            parse_key_value("A=b=c"),
+            Ok(("A".to_owned(), "b=c".to_owned()))
+        );
+        assert!(parse_key_value("=x").is_err());
+        assert!(parse_key_value("novalue").is_err());
+    }
+
+    #[test]
+    fn delete_needs_a_name_an_id_or_all() {
+        assert!(Cli::try_parse_from(["sandbox", "delete"]).is_err());
+        assert!(Cli::try_parse_from(["sandbox", "delete", "--all", "--force"]).is_ok());
+        assert!(Cli::try_parse_from(["sandbox", "delete", "x", "--all"]).is_err());
+    }
+}

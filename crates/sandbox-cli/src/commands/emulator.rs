@@ -1,0 +1,71 @@
+//! `sandbox emulator`: the App Platform API on localhost, over local sandboxes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use appplatform_emulator::Emulator;
+use sandbox_local::{LocalConfig, LocalPlatform};
+
+use crate::args::EmulatorArgs;
+use crate::error::{CliError, Exit};
+use crate::printer::Printer;
+use crate::settings::GlobalSettings;
+
+pub(crate) async fn emulator(
+    args: EmulatorArgs,
+    settings: &GlobalSettings,
+    printer: Printer,
+) -> Result<Exit> {
+    if !(args.pace.is_finite() && args.pace >= 0.0 && args.pace < 86_400.0) {
+        return Err(CliError::Usage(format!(
+            "`--pace {}`: give a number of seconds from 0 to 86400",
+            args.pace
+        ))
+        .into());
+    }
+    let config = match &settings.local_dir {
+        Some(dir) => LocalConfig::new(dir),
+        None => LocalConfig::from_env(),
+    };
+    let backend = LocalPlatform::new(config).context("cannot start the local provider")?;
+    let mut builder = Emulator::builder()
+        .backend(Arc::new(backend))
+        .pace(Duration::from_secs_f64(args.pace))
+        .bind(SocketAddr::new(args.host, args.port));
+    if let Some(token) = &args.token {
+        builder = builder.token(token.clone());
+    }
+    let emulator = builder.start().await.context("cannot start the emulator")?;
+    if args.json {
+        printer.json(&serde_json::json!({
+            "url": emulator.url(),
+            "token": emulator.token(),
+        }))?;
+    } else {
+        printer.data(format!("url: {}", emulator.url()));
+        printer.data(format!("token: {}", emulator.token()));
+    }
+    printer.info(format!(
+        "App Platform emulator listening on {} (Ctrl-C stops it). Try:\n  \
+         DIGITALOCEAN_TOKEN=<token> sandbox --provider digitalocean --api-url {} run --image python -- python3 -V",
+        emulator.url(),
+        emulator.url()
+    ));
+    wait_for_stop().await?;
+    printer.info("stopping the emulator");
+    emulator.shutdown();
+    Ok(Exit::Ok)
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn wait_for_stop() -> Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("cannot listen for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}

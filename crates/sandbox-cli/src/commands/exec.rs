@@ -1,0 +1,250 @@
+//! `exec` and `run`: a command's output streamed live, its exit code passed through.
+
+use std::io::Read;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use sandbox_core::{ExecEvent, ExecOutput, ExecRequest, Sandbox};
+use serde::Serialize;
+
+use super::{Ctx, SandboxJson, create_sandbox, provider_note, since};
+use crate::args::{CommandArgs, ExecArgs, RunArgs};
+use crate::error::Exit;
+use crate::settings::{SpecSettings, timeout_secs};
+
+/// Exit code after Ctrl-C (128 + SIGINT), as shells report it.
+const INTERRUPTED: u8 = 130;
+
+/// The request a command line describes: one argument is a shell line, several an argv.
+pub(crate) fn request(
+    args: &CommandArgs,
+    env: &[(String, String)],
+    stdin: Option<Vec<u8>>,
+) -> Result<ExecRequest> {
+    let mut request = match args.argv.as_slice() {
+        [line] => ExecRequest::shell(line.clone()),
+        argv => ExecRequest::argv(argv.iter().cloned()),
+    };
+    for (key, value) in env {
+        request = request.env(key.clone(), value.clone());
+    }
+    if let Some(cwd) = &args.cwd {
+        request = request.cwd(cwd.clone());
+    }
+    if let Some(timeout) = timeout_secs(args.timeout)? {
+        request = request.timeout(timeout);
+    }
+    if let Some(input) = stdin {
+        request = request.stdin(input);
+    }
+    Ok(request)
+}
+
+/// Reads this process's whole standard input.
+pub(crate) async fn read_stdin() -> Result<Vec<u8>> {
+    tokio::task::spawn_blocking(|| {
+        let mut input = Vec::new();
+        std::io::stdin().lock().read_to_end(&mut input)?;
+        Ok::<_, std::io::Error>(input)
+    })
+    .await
+    .context("reading standard input")?
+    .context("cannot read standard input")
+}
+
+/// What `exec --json` and `run --json` print about the command.
+#[derive(Debug, Serialize)]
+pub(crate) struct OutputJson {
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl OutputJson {
+    fn new(output: &ExecOutput) -> Self {
+        OutputJson {
+            exit_code: output.status.code,
+            signal: output.status.signal,
+            stdout: output.stdout_text(),
+            stderr: output.stderr_text(),
+        }
+    }
+}
+
+/// Streams a command's output to this process's stdout and stderr, byte for byte; returns the
+/// remote exit. Ctrl-C kills the remote command (dropping the stream does) and exits 130.
+async fn stream(ctx: &Ctx, sandbox: &Sandbox, request: ExecRequest) -> Result<Exit> {
+    let what = request.display();
+    let mut events = sandbox
+        .exec_stream(request)
+        .await
+        .with_context(|| format!("cannot run `{what}` in `{}`", sandbox.name()))?;
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    loop {
+        let event = tokio::select! {
+            event = events.next_event() => event,
+            _ = &mut interrupted => {
+                drop(events);
+                ctx.printer.info("interrupted: the remote command was killed");
+                return Ok(Exit::Remote(INTERRUPTED));
+            }
+        };
+        let Some(event) = event else {
+            anyhow::bail!("the output of `{what}` ended without an exit status");
+        };
+        let written = match event.with_context(|| format!("`{what}` in `{}`", sandbox.name()))? {
+            ExecEvent::Stdout(chunk) => ctx.printer.data_bytes(&chunk),
+            ExecEvent::Stderr(chunk) => ctx.printer.err_bytes(&chunk),
+            ExecEvent::Exit(status) => return Ok(Exit::remote(status)),
+        };
+        if let Err(e) = written {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                // The reader went away (`| head`): stop the command, as a local one would be.
+                return Ok(Exit::Remote(141));
+            }
+            return Err(e).context("cannot write the command's output");
+        }
+    }
+}
+
+pub(crate) async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<Exit> {
+    let stdin = if args.stdin {
+        Some(read_stdin().await?)
+    } else {
+        None
+    };
+    let request = request(&args.command, &args.env, stdin)?;
+    let sandbox = ctx
+        .provider
+        .attach(
+            args.target.name.as_deref(),
+            args.target.id.as_deref(),
+            args.target.component.as_deref(),
+        )
+        .await?;
+    tracing::debug!(sandbox = sandbox.name(), provider = %ctx.provider.label, "exec");
+    if args.json {
+        let what = request.display();
+        let output = sandbox
+            .exec_with(request)
+            .await
+            .with_context(|| format!("cannot run `{what}` in `{}`", sandbox.name()))?;
+        ctx.printer.json(&OutputJson::new(&output))?;
+        return Ok(Exit::remote(output.status));
+    }
+    stream(ctx, &sandbox, request).await
+}
+
+#[derive(Debug, Serialize)]
+struct RunJson {
+    sandbox: SandboxJson,
+    #[serde(flatten)]
+    output: OutputJson,
+    kept: bool,
+    seconds: Timings,
+}
+
+#[derive(Debug, Serialize)]
+struct Timings {
+    create: f64,
+    exec: f64,
+    delete: Option<f64>,
+}
+
+pub(crate) async fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit> {
+    let spec = SpecSettings::resolve(&args.spec, &ctx.settings)?;
+    let stdin = if args.stdin {
+        Some(read_stdin().await?)
+    } else {
+        None
+    };
+    let request = request(&args.command, &spec.env, stdin)?;
+    ctx.printer.info(format!(
+        "Creating a {} sandbox ({})",
+        spec.image.as_str(),
+        provider_note(ctx)
+    ));
+    let start = Instant::now();
+    let mut progress = ctx.printer.progress();
+    let sandbox = tokio::select! {
+        sandbox = create_sandbox(ctx, &spec, true, &mut progress) => sandbox?,
+        _ = tokio::signal::ctrl_c() => {
+            progress.clear();
+            ctx.printer.info("interrupted while creating; `sandbox list` shows what is left");
+            return Ok(Exit::Remote(INTERRUPTED));
+        }
+    };
+    let create_secs = start.elapsed().as_secs_f64();
+    let exec_start = Instant::now();
+    let what = request.display();
+    let (result, json_output) = if args.json {
+        match sandbox.exec_with(request).await {
+            Ok(output) => (Ok(Exit::remote(output.status)), Some(output)),
+            Err(e) => (
+                Err(anyhow::Error::new(e).context(format!("cannot run `{what}`"))),
+                None,
+            ),
+        }
+    } else {
+        (stream(ctx, &sandbox, request).await, None)
+    };
+    let exec_secs = exec_start.elapsed().as_secs_f64();
+    let mut delete_secs = None;
+    if args.keep {
+        ctx.printer.info(format!(
+            "kept sandbox `{}` ({}); delete it with `sandbox delete {}`",
+            sandbox.name(),
+            sandbox.id(),
+            sandbox.name()
+        ));
+    } else {
+        let delete_start = Instant::now();
+        match sandbox.delete().await {
+            Ok(()) => {
+                delete_secs = Some(delete_start.elapsed().as_secs_f64());
+                ctx.printer.info(format!(
+                    "deleted sandbox `{}` (total {})",
+                    sandbox.name(),
+                    since(start)
+                ));
+            }
+            Err(e) => ctx.printer.warn(format!(
+                "could not delete sandbox `{}` ({}): {e}; run `sandbox delete --id {}`",
+                sandbox.name(),
+                sandbox.id(),
+                sandbox.id()
+            )),
+        }
+    }
+    if let Some(output) = json_output {
+        let app = ctx.provider.platform.get_app(sandbox.id()).await.ok();
+        let sandbox_json = match app {
+            Some(app) => SandboxJson::from_app(&app, &ctx.provider.label),
+            None => SandboxJson {
+                id: sandbox.id().to_owned(),
+                name: sandbox.name().to_owned(),
+                status: "DELETED".to_owned(),
+                reason: None,
+                image: Some(spec.image.as_str().to_owned()),
+                component_type: Some(spec.component_type.as_str().to_owned()),
+                region: spec.region.clone(),
+                url: None,
+                created_at: None,
+                provider: ctx.provider.label.clone(),
+            },
+        };
+        ctx.printer.json(&RunJson {
+            sandbox: sandbox_json,
+            output: OutputJson::new(&output),
+            kept: args.keep,
+            seconds: Timings {
+                create: create_secs,
+                exec: exec_secs,
+                delete: delete_secs,
+            },
+        })?;
+    }
+    result
+}

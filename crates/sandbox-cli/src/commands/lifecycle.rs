@@ -1,0 +1,265 @@
+//! `create`, `list`, `delete`, `status`, `url`.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use sandbox_core::Sandbox;
+use serde::Serialize;
+
+use super::{Ctx, SandboxJson, age, create_sandbox, provider_note, since};
+use crate::args::{CreateArgs, DeleteArgs, InfoArgs, ListArgs};
+use crate::error::Exit;
+use crate::printer::table;
+use crate::settings::SpecSettings;
+
+pub(crate) async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Exit> {
+    let spec = SpecSettings::resolve(&args.spec, &ctx.settings)?;
+    ctx.printer.info(format!(
+        "Creating a {} {} sandbox ({})",
+        spec.image.as_str(),
+        spec.component_type.as_str(),
+        provider_note(ctx)
+    ));
+    let mut progress = ctx.printer.progress();
+    let sandbox = create_sandbox(ctx, &spec, !args.no_wait, &mut progress).await?;
+    let app = ctx
+        .provider
+        .platform
+        .get_app(sandbox.id())
+        .await
+        .with_context(|| format!("cannot read app `{}`", sandbox.id()))?;
+    let json = SandboxJson::from_app(&app, &ctx.provider.label);
+    if args.json {
+        ctx.printer.json(&json)?;
+    } else {
+        print_fields(ctx, &json);
+    }
+    Ok(Exit::Ok)
+}
+
+fn print_fields(ctx: &Ctx, json: &SandboxJson) {
+    ctx.printer.data(format!("id:      {}", json.id));
+    ctx.printer.data(format!("name:    {}", json.name));
+    ctx.printer.data(format!("status:  {}", json.status));
+    if let Some(reason) = &json.reason {
+        ctx.printer.data(format!("reason:  {reason}"));
+    }
+    ctx.printer
+        .data(format!("url:     {}", json.url.as_deref().unwrap_or("-")));
+    if let Some(region) = &json.region {
+        ctx.printer.data(format!("region:  {region}"));
+    }
+}
+
+pub(crate) async fn list(ctx: &Ctx, args: ListArgs) -> Result<Exit> {
+    let mut sandboxes = Sandbox::list(ctx.provider.platform.as_ref())
+        .await
+        .context("cannot list sandboxes")?;
+    sandboxes.sort_by(|a, b| {
+        a.app
+            .created_at
+            .cmp(&b.app.created_at)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    if args.json {
+        let json: Vec<SandboxJson> = sandboxes
+            .iter()
+            .map(|s| SandboxJson::from_info(s, &ctx.provider.label))
+            .collect();
+        ctx.printer.json(&json)?;
+        return Ok(Exit::Ok);
+    }
+    if sandboxes.is_empty() {
+        ctx.printer
+            .info(format!("No sandboxes ({}).", provider_note(ctx)));
+        return Ok(Exit::Ok);
+    }
+    let rows: Vec<Vec<String>> = sandboxes
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.clone(),
+                s.id.clone(),
+                s.status.to_string(),
+                s.image.as_str().to_owned(),
+                s.region.clone().unwrap_or_else(|| "-".into()),
+                age(s.app.created_at),
+                s.url.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    ctx.printer.data(table(
+        &["NAME", "ID", "STATUS", "IMAGE", "REGION", "AGE", "URL"],
+        &rows,
+    ));
+    ctx.printer.info(format!(
+        "{} sandbox(es) ({})",
+        sandboxes.len(),
+        provider_note(ctx)
+    ));
+    Ok(Exit::Ok)
+}
+
+#[derive(Debug, Serialize)]
+struct Deleted {
+    id: String,
+    name: String,
+    deleted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+pub(crate) async fn delete(ctx: &Ctx, args: DeleteArgs) -> Result<Exit> {
+    if args.all {
+        return delete_all(ctx, &args).await;
+    }
+    let (id, name) = match (&args.id, &args.name) {
+        (Some(id), _) => {
+            let app = ctx
+                .provider
+                .platform
+                .get_app(id)
+                .await
+                .with_context(|| format!("cannot find app `{id}`"))?;
+            (app.id.clone(), app.name().to_owned())
+        }
+        (None, Some(name)) => ctx.provider.resolve(name).await?,
+        (None, None) => unreachable_usage()?,
+    };
+    ctx.provider
+        .platform
+        .delete_app(&id)
+        .await
+        .with_context(|| format!("cannot delete sandbox `{name}` ({id})"))?;
+    if args.json {
+        ctx.printer.json(&vec![Deleted {
+            id,
+            name,
+            deleted: true,
+            error: None,
+        }])?;
+    } else {
+        ctx.printer.data(format!("deleted {name} ({id})"));
+    }
+    Ok(Exit::Ok)
+}
+
+fn unreachable_usage() -> Result<(String, String)> {
+    Err(crate::error::CliError::Usage("give a sandbox name, `--id` or `--all`".into()).into())
+}
+
+async fn delete_all(ctx: &Ctx, args: &DeleteArgs) -> Result<Exit> {
+    let sandboxes = Sandbox::list(ctx.provider.platform.as_ref())
+        .await
+        .context("cannot list sandboxes")?;
+    if sandboxes.is_empty() {
+        if args.json {
+            ctx.printer.json(&Vec::<Deleted>::new())?;
+        } else {
+            ctx.printer
+                .info(format!("No sandboxes to delete ({}).", provider_note(ctx)));
+        }
+        return Ok(Exit::Ok);
+    }
+    if !args.force {
+        let question = format!(
+            "Delete all {} sandboxes ({})?",
+            sandboxes.len(),
+            provider_note(ctx)
+        );
+        if !ctx.printer.confirm(&question) {
+            ctx.printer
+                .info("Cancelled (nothing deleted; pass `--force` to delete without asking).");
+            return Ok(Exit::Error);
+        }
+    }
+    let start = Instant::now();
+    let results = futures::future::join_all(sandboxes.iter().map(|s| async move {
+        let result = ctx.provider.platform.delete_app(&s.id).await;
+        Deleted {
+            id: s.id.clone(),
+            name: s.name.clone(),
+            deleted: result.is_ok(),
+            error: result.err().map(|e| e.to_string()),
+        }
+    }))
+    .await;
+    let failed = results.iter().filter(|r| !r.deleted).count();
+    if args.json {
+        ctx.printer.json(&results)?;
+    } else {
+        for r in &results {
+            match &r.error {
+                None => ctx.printer.data(format!("deleted {} ({})", r.name, r.id)),
+                Some(e) => ctx
+                    .printer
+                    .warn(format!("could not delete {} ({}): {e}", r.name, r.id)),
+            }
+        }
+        ctx.printer.info(format!(
+            "Deleted {} of {} sandbox(es) in {}.",
+            results.len() - failed,
+            results.len(),
+            since(start)
+        ));
+    }
+    Ok(if failed == 0 { Exit::Ok } else { Exit::Error })
+}
+
+pub(crate) async fn status(ctx: &Ctx, args: InfoArgs) -> Result<Exit> {
+    let sandbox = ctx
+        .provider
+        .attach(
+            args.target.name.as_deref(),
+            args.target.id.as_deref(),
+            args.target.component.as_deref(),
+        )
+        .await?;
+    let app = ctx
+        .provider
+        .platform
+        .get_app(sandbox.id())
+        .await
+        .with_context(|| format!("cannot read app `{}`", sandbox.id()))?;
+    let json = SandboxJson::from_app(&app, &ctx.provider.label);
+    if args.json {
+        ctx.printer.json(&json)?;
+    } else {
+        print_fields(ctx, &json);
+        ctx.printer.info(provider_note(ctx));
+    }
+    Ok(Exit::Ok)
+}
+
+pub(crate) async fn url(ctx: &Ctx, args: InfoArgs) -> Result<Exit> {
+    let sandbox = ctx
+        .provider
+        .attach(
+            args.target.name.as_deref(),
+            args.target.id.as_deref(),
+            args.target.component.as_deref(),
+        )
+        .await?;
+    let url = sandbox
+        .url()
+        .await
+        .with_context(|| format!("cannot read the URL of `{}`", sandbox.name()))?;
+    if args.json {
+        ctx.printer.json(&serde_json::json!({ "url": url }))?;
+        return Ok(Exit::Ok);
+    }
+    match url {
+        Some(url) => {
+            ctx.printer.data(url);
+            Ok(Exit::Ok)
+        }
+        None => Err(crate::error::CliError::NotFound {
+            what: format!(
+                "a public URL for `{}` (workers have none; create with `--component-type service`)",
+                sandbox.name()
+            ),
+            candidates: Vec::new(),
+        }
+        .into()),
+    }
+}

@@ -1,0 +1,242 @@
+//! `ps`, `launch`, `kill` and `logs`.
+
+use anyhow::{Context, Result};
+use doctl_driver::{LogKind, LogsRequest};
+use futures::StreamExt;
+use sandbox_core::{LaunchRequest, Signal};
+use serde::Serialize;
+
+use super::Ctx;
+use super::files::split_target;
+use crate::args::{KillArgs, LaunchArgs, LogTypeArg, LogsArgs, PsArgs};
+use crate::error::{CliError, Exit};
+use crate::printer::table;
+
+#[derive(Debug, Serialize)]
+struct ProcessJson {
+    pid: u32,
+    state: String,
+    cpu: Option<f32>,
+    mem: Option<f32>,
+    command: String,
+}
+
+pub(crate) async fn ps(ctx: &Ctx, args: PsArgs) -> Result<Exit> {
+    let sandbox = ctx
+        .provider
+        .attach(
+            args.target.name.as_deref(),
+            args.target.id.as_deref(),
+            args.target.component.as_deref(),
+        )
+        .await?;
+    let processes = sandbox
+        .processes(args.filter.as_deref())
+        .await
+        .with_context(|| format!("cannot list the processes of `{}`", sandbox.name()))?;
+    if args.json {
+        let json: Vec<ProcessJson> = processes
+            .iter()
+            .map(|p| ProcessJson {
+                pid: p.pid,
+                state: p.state.clone(),
+                cpu: p.cpu,
+                mem: p.mem,
+                command: p.command.clone(),
+            })
+            .collect();
+        ctx.printer.json(&json)?;
+        return Ok(Exit::Ok);
+    }
+    let percent = |v: Option<f32>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
+    let rows: Vec<Vec<String>> = processes
+        .iter()
+        .map(|p| {
+            vec![
+                p.pid.to_string(),
+                p.state.clone(),
+                percent(p.cpu),
+                percent(p.mem),
+                p.command.clone(),
+            ]
+        })
+        .collect();
+    ctx.printer
+        .data(table(&["PID", "STATE", "%CPU", "%MEM", "COMMAND"], &rows));
+    Ok(Exit::Ok)
+}
+
+pub(crate) async fn launch(ctx: &Ctx, args: LaunchArgs) -> Result<Exit> {
+    let sandbox = ctx
+        .provider
+        .attach(
+            args.target.name.as_deref(),
+            args.target.id.as_deref(),
+            args.target.component.as_deref(),
+        )
+        .await?;
+    let command = args.argv.join(" ");
+    let mut request = LaunchRequest::new(command.clone());
+    if let Some(cwd) = &args.cwd {
+        request = request.cwd(cwd.clone());
+    }
+    for (key, value) in &args.env {
+        request = request.env(key.clone(), value.clone());
+    }
+    let handle = sandbox
+        .launch(request)
+        .await
+        .with_context(|| format!("cannot launch `{command}` in `{}`", sandbox.name()))?;
+    if args.json {
+        ctx.printer.json(&serde_json::json!({
+            "pid": handle.pid(),
+            "log_path": handle.log_path(),
+        }))?;
+    } else {
+        ctx.printer.data(handle.pid().to_string());
+        ctx.printer.info(format!(
+            "launched `{command}` in `{}`; output: `sandbox logs {} --pid {}`",
+            sandbox.name(),
+            sandbox.name(),
+            handle.pid()
+        ));
+    }
+    Ok(Exit::Ok)
+}
+
+/// Parses `TERM`, `SIGTERM`, `term` or `15`.
+pub(crate) fn parse_signal(text: &str) -> Result<Signal> {
+    if let Ok(n) = text.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(Signal::Other(n));
+        }
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    Ok(match name {
+        "HUP" => Signal::Hup,
+        "INT" => Signal::Int,
+        "QUIT" => Signal::Quit,
+        "KILL" => Signal::Kill,
+        "USR1" => Signal::Usr1,
+        "USR2" => Signal::Usr2,
+        "TERM" => Signal::Term,
+        "CONT" => Signal::Cont,
+        "STOP" => Signal::Stop,
+        _ => {
+            return Err(CliError::Usage(format!(
+                "`--signal {text}`: give a number from 1 to 64 or one of HUP, INT, QUIT, KILL, USR1, USR2, TERM, CONT, STOP"
+            ))
+            .into());
+        }
+    })
+}
+
+pub(crate) async fn kill(ctx: &Ctx, args: KillArgs) -> Result<Exit> {
+    let usage = "sandbox kill <NAME|--id ID> <PID|--all>";
+    let (min, max) = if args.all { (0, 0) } else { (1, 1) };
+    let (name, rest) = split_target(&args.target, &args.args, min, max, usage)?;
+    let signal = parse_signal(&args.signal)?;
+    let sandbox = ctx
+        .provider
+        .attach(
+            name.as_deref(),
+            args.target.id.as_deref(),
+            args.target.component.as_deref(),
+        )
+        .await?;
+    if args.all {
+        let pids = sandbox
+            .kill_all()
+            .await
+            .with_context(|| format!("cannot end the processes of `{}`", sandbox.name()))?;
+        if args.json {
+            ctx.printer.json(&serde_json::json!({ "killed": pids }))?;
+        } else {
+            for pid in &pids {
+                ctx.printer.data(pid.to_string());
+            }
+            ctx.printer
+                .info(format!("ended {} launched process(es)", pids.len()));
+        }
+        return Ok(Exit::Ok);
+    }
+    let pid: u32 = rest[0]
+        .parse()
+        .map_err(|_| CliError::Usage(format!("`{}` is not a pid (a positive number)", rest[0])))?;
+    sandbox
+        .kill(pid, signal)
+        .await
+        .with_context(|| format!("cannot signal process {pid} in `{}`", sandbox.name()))?;
+    if args.json {
+        ctx.printer
+            .json(&serde_json::json!({ "killed": [pid], "signal": signal.number() }))?;
+    } else {
+        ctx.printer.info(format!("sent {signal} to process {pid}"));
+    }
+    Ok(Exit::Ok)
+}
+
+pub(crate) async fn logs(ctx: &Ctx, args: LogsArgs) -> Result<Exit> {
+    let sandbox = ctx
+        .provider
+        .attach(
+            args.target.name.as_deref(),
+            args.target.id.as_deref(),
+            args.target.component.as_deref(),
+        )
+        .await?;
+    if let Some(pid) = args.pid {
+        let tail = args.tail.map(|n| n as usize);
+        let log = sandbox
+            .process_log(pid, tail)
+            .await
+            .with_context(|| format!("cannot read the output of process {pid}"))?;
+        ctx.printer
+            .data_bytes(&log)
+            .context("cannot write to standard output")?;
+        return Ok(Exit::Ok);
+    }
+    let kind = match args.kind {
+        LogTypeArg::Run => LogKind::Run,
+        LogTypeArg::Build => LogKind::Build,
+        LogTypeArg::Deploy => LogKind::Deploy,
+    };
+    let mut request = LogsRequest::new(sandbox.id(), sandbox.component())
+        .with_kind(kind)
+        .with_follow(args.follow);
+    if let Some(tail) = args.tail {
+        request = request.with_tail(tail);
+    }
+    let mut stream = sandbox
+        .platform()
+        .logs(&request)
+        .await
+        .with_context(|| format!("cannot read the logs of `{}`", sandbox.name()))?;
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    loop {
+        tokio::select! {
+            line = stream.next() => match line {
+                Some(line) => ctx.printer.data(line.context("the log stream failed")?),
+                None => break,
+            },
+            _ = &mut interrupted => break,
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_parse_by_name_or_number() {
+        assert_eq!(parse_signal("TERM").unwrap(), Signal::Term);
+        assert_eq!(parse_signal("sigkill").unwrap(), Signal::Kill);
+        assert_eq!(parse_signal("9").unwrap().number(), 9);
+        assert!(parse_signal("0").is_err());
+        assert!(parse_signal("BOOM").is_err());
+    }
+}

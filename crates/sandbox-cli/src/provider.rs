@@ -1,0 +1,205 @@
+//! Picks the platform sandboxes run on, and finds sandboxes by name.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use doctl_driver::{DoApi, DoApiConfig, Doctl, DoctlConfig, Platform};
+use sandbox_core::{Sandbox, SandboxInfo};
+use sandbox_local::{LocalConfig, LocalPlatform};
+
+use crate::args::DriverArg;
+use crate::error::CliError;
+use crate::settings::{GlobalSettings, ProviderKind};
+
+/// The platform in use, and how to name it in messages.
+#[derive(Debug, Clone)]
+pub(crate) struct Provider {
+    pub platform: Arc<dyn Platform>,
+    /// `local`, `digitalocean (api)` or `digitalocean (doctl)`.
+    pub label: String,
+}
+
+impl Provider {
+    /// Builds the platform the settings ask for.
+    pub(crate) fn open(settings: &GlobalSettings) -> Result<Provider> {
+        match settings.provider {
+            ProviderKind::Local => {
+                let config = match &settings.local_dir {
+                    Some(dir) => LocalConfig::new(dir),
+                    None => LocalConfig::from_env(),
+                };
+                let platform =
+                    LocalPlatform::new(config).context("cannot start the local provider")?;
+                Ok(Provider {
+                    platform: Arc::new(platform),
+                    label: "local".to_owned(),
+                })
+            }
+            ProviderKind::DigitalOcean => Self::digitalocean(settings),
+        }
+    }
+
+    fn digitalocean(settings: &GlobalSettings) -> Result<Provider> {
+        let api = || {
+            let mut config = DoApiConfig::new();
+            if let Some(url) = &settings.api_url {
+                config = config.with_base_url(url.clone());
+            }
+            if let Some(context) = &settings.context {
+                config = config.with_context(context.clone());
+            }
+            DoApi::new(config)
+        };
+        let doctl = || {
+            let mut config = DoctlConfig::new();
+            if let Some(url) = &settings.api_url {
+                config = config.with_api_url(url.clone());
+            }
+            if let Some(context) = &settings.context {
+                config = config.with_context(context.clone());
+            }
+            if let Some(binary) = &settings.doctl {
+                config = config.with_binary(binary.clone());
+            }
+            Doctl::new(config)
+        };
+        match settings.driver {
+            DriverArg::Api => Ok(Provider {
+                platform: Arc::new(api().context("cannot use the DigitalOcean API")?),
+                label: "digitalocean (api)".to_owned(),
+            }),
+            DriverArg::Doctl => Ok(Provider {
+                platform: Arc::new(doctl()),
+                label: "digitalocean (doctl)".to_owned(),
+            }),
+            DriverArg::Auto => match api() {
+                Ok(api) => Ok(Provider {
+                    platform: Arc::new(api),
+                    label: "digitalocean (api)".to_owned(),
+                }),
+                Err(doctl_driver::Error::NotAuthenticated { .. }) => {
+                    tracing::debug!("no API token at hand; using doctl");
+                    Ok(Provider {
+                        platform: Arc::new(doctl()),
+                        label: "digitalocean (doctl)".to_owned(),
+                    })
+                }
+                Err(e) => Err(e).context("cannot use the DigitalOcean API"),
+            },
+        }
+    }
+
+    /// Attaches to a sandbox given by app id (any app) or by name (a sandbox this tool made,
+    /// else any app of that name).
+    pub(crate) async fn attach(
+        &self,
+        name: Option<&str>,
+        id: Option<&str>,
+        component: Option<&str>,
+    ) -> Result<Sandbox> {
+        let app_id = match (id, name) {
+            (Some(id), _) => id.to_owned(),
+            (None, Some(name)) => self.resolve(name).await?.0,
+            (None, None) => {
+                return Err(CliError::Usage("give a sandbox name or `--id`".into()).into());
+            }
+        };
+        let sandbox = match component {
+            Some(component) => {
+                Sandbox::connect_component(self.platform.clone(), &app_id, component).await
+            }
+            None => Sandbox::connect(self.platform.clone(), &app_id).await,
+        };
+        sandbox.with_context(|| format!("cannot attach to app `{app_id}`"))
+    }
+
+    /// Finds the app id (and name) of a sandbox by name.
+    ///
+    /// An exact name wins, then an exact id, then a unique id prefix (at least 4
+    /// characters); apps of that name that this tool did not create come last.
+    pub(crate) async fn resolve(&self, target: &str) -> Result<(String, String)> {
+        let sandboxes = Sandbox::list(self.platform.as_ref())
+            .await
+            .context("cannot list sandboxes")?;
+        match pick(&sandboxes, target) {
+            Pick::One(info) => return Ok((info.id.clone(), info.name.clone())),
+            Pick::Many(candidates) => {
+                return Err(CliError::Ambiguous {
+                    target: target.to_owned(),
+                    candidates,
+                }
+                .into());
+            }
+            Pick::None => {}
+        }
+        if let Some(app) = self
+            .platform
+            .find_app(target)
+            .await
+            .context("cannot look up apps")?
+        {
+            return Ok((app.id.clone(), app.name().to_owned()));
+        }
+        let what = if sandboxes.is_empty() {
+            format!("sandbox `{target}` (there are no sandboxes on this provider)")
+        } else {
+            format!("sandbox `{target}`")
+        };
+        Err(CliError::NotFound {
+            what,
+            candidates: candidates(&sandboxes, target),
+        }
+        .into())
+    }
+}
+
+enum Pick<'a> {
+    One(&'a SandboxInfo),
+    Many(Vec<String>),
+    None,
+}
+
+fn pick<'a>(sandboxes: &'a [SandboxInfo], target: &str) -> Pick<'a> {
+    let describe = |s: &SandboxInfo| format!("{} ({})", s.name, s.id);
+    let by_name: Vec<&SandboxInfo> = sandboxes.iter().filter(|s| s.name == target).collect();
+    match by_name.as_slice() {
+        [one] => return Pick::One(one),
+        [] => {}
+        many => return Pick::Many(many.iter().map(|s| describe(s)).collect()),
+    }
+    if let Some(exact) = sandboxes.iter().find(|s| s.id == target) {
+        return Pick::One(exact);
+    }
+    if target.len() >= 4 {
+        let by_prefix: Vec<&SandboxInfo> = sandboxes
+            .iter()
+            .filter(|s| s.id.starts_with(target))
+            .collect();
+        match by_prefix.as_slice() {
+            [one] => return Pick::One(one),
+            [] => {}
+            many => return Pick::Many(many.iter().map(|s| describe(s)).collect()),
+        }
+    }
+    Pick::None
+}
+
+/// Names to suggest: those sharing a part with the target, else all (at most 10).
+fn candidates(sandboxes: &[SandboxInfo], target: &str) -> Vec<String> {
+    let similar: Vec<String> = sandboxes
+        .iter()
+        .filter(|s| s.name.contains(target) || target.contains(s.name.as_str()))
+        .map(|s| s.name.clone())
+        .collect();
+    let mut names = if similar.is_empty() {
+        sandboxes.iter().map(|s| s.name.clone()).collect()
+    } else {
+        similar
+    };
+    names.sort();
+    if names.len() > 10 {
+        names.truncate(10);
+        names.push("...".to_owned());
+    }
+    names
+}

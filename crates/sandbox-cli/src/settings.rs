@@ -1,0 +1,332 @@
+//! Resolution of what the user asked for: command line, then environment, then the
+//! configuration file, then defaults. This is the only place that precedence is applied.
+//!
+//! clap reads the environment variables of the flags that have one (`--provider` and
+//! `SANDBOX_PROVIDER`, ...), so an `Option` from [`crate::args`] already means "command line or
+//! environment"; what is still `None` here falls back to the configuration file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use crate::args::{ComponentTypeArg, DriverArg, GlobalArgs, ImageArg, ProviderArg, SpecArgs};
+use crate::error::CliError;
+
+/// The configuration file's folder under `$XDG_CONFIG_HOME` (or `~/.config`).
+pub(crate) const CONFIG_DIR: &str = "do-app-sandbox";
+/// File names tried in that folder, in order (JSON is valid YAML, so one parser reads both).
+pub(crate) const CONFIG_FILES: [&str; 3] = ["config.yaml", "config.yml", "config.json"];
+
+/// The configuration file: every key optional, unknown keys refused.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConfigFile {
+    /// `local` or `digitalocean`.
+    pub provider: Option<String>,
+    /// `auto`, `api` or `doctl`.
+    pub driver: Option<String>,
+    /// The API's base URL.
+    pub api_url: Option<String>,
+    /// The doctl context.
+    pub context: Option<String>,
+    /// The doctl binary.
+    pub doctl: Option<PathBuf>,
+    /// The local provider's state folder.
+    pub local_dir: Option<PathBuf>,
+    /// Default image of new sandboxes.
+    pub image: Option<String>,
+    /// Default region of new sandboxes.
+    pub region: Option<String>,
+    /// Default instance size of new sandboxes.
+    pub instance_size: Option<String>,
+    /// Default component type of new sandboxes.
+    pub component_type: Option<String>,
+    /// Default readiness timeout of new sandboxes, in seconds.
+    pub ready_timeout: Option<u64>,
+}
+
+impl ConfigFile {
+    /// Reads the configuration: the explicit file (which must exist), else the first of
+    /// [`CONFIG_FILES`] found in the default folder, else an empty configuration.
+    pub(crate) fn load(
+        explicit: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(ConfigFile, Option<PathBuf>)> {
+        if let Some(path) = explicit {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("cannot read the configuration file `{}`", path.display())
+            })?;
+            return Ok((Self::parse(&text, path)?, Some(path.to_owned())));
+        }
+        let Some(dir) = default_config_dir(env) else {
+            return Ok((ConfigFile::default(), None));
+        };
+        for name in CONFIG_FILES {
+            let path = dir.join(name);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => return Ok((Self::parse(&text, &path)?, Some(path))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("cannot read the configuration file `{}`", path.display())
+                    });
+                }
+            }
+        }
+        Ok((ConfigFile::default(), None))
+    }
+
+    /// Parses YAML or JSON text; an empty file is an empty configuration.
+    pub(crate) fn parse(text: &str, path: &Path) -> Result<ConfigFile> {
+        if text.trim().is_empty() {
+            return Ok(ConfigFile::default());
+        }
+        serde_yaml::from_str(text).map_err(|e| {
+            CliError::Usage(format!(
+                "configuration file `{}` is not valid: {e}",
+                path.display()
+            ))
+            .into()
+        })
+    }
+}
+
+/// `$XDG_CONFIG_HOME/do-app-sandbox`, else `~/.config/do-app-sandbox`.
+pub(crate) fn default_config_dir(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let non_empty = |key: &str| env(key).filter(|v| !v.is_empty());
+    if let Some(xdg) = non_empty("XDG_CONFIG_HOME") {
+        return Some(Path::new(&xdg).join(CONFIG_DIR));
+    }
+    non_empty("HOME").map(|home| Path::new(&home).join(".config").join(CONFIG_DIR))
+}
+
+/// Where sandboxes run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProviderKind {
+    /// This machine.
+    Local,
+    /// App Platform.
+    DigitalOcean,
+}
+
+/// What every command needs: where sandboxes run and how to talk.
+#[derive(Debug, Clone)]
+pub(crate) struct GlobalSettings {
+    pub provider: ProviderKind,
+    pub driver: DriverArg,
+    pub api_url: Option<String>,
+    pub context: Option<String>,
+    pub doctl: Option<PathBuf>,
+    pub local_dir: Option<PathBuf>,
+    pub config: ConfigFile,
+}
+
+impl GlobalSettings {
+    /// Merges the command line (and the environment clap read) with the configuration file.
+    pub(crate) fn resolve(args: &GlobalArgs, config: ConfigFile) -> Result<GlobalSettings> {
+        let provider = match (args.provider, config.provider.as_deref()) {
+            (Some(ProviderArg::Local), _) => ProviderKind::Local,
+            (Some(ProviderArg::Digitalocean), _) => ProviderKind::DigitalOcean,
+            (None, None | Some("local")) => ProviderKind::Local,
+            (None, Some("digitalocean" | "do")) => ProviderKind::DigitalOcean,
+            (None, Some(other)) => {
+                return Err(CliError::Usage(format!(
+                    "configuration key `provider` is `{other}`: it must be `local` or `digitalocean`"
+                ))
+                .into());
+            }
+        };
+        let driver = match (args.driver, config.driver.as_deref()) {
+            (Some(driver), _) => driver,
+            (None, None | Some("auto")) => DriverArg::Auto,
+            (None, Some("api")) => DriverArg::Api,
+            (None, Some("doctl")) => DriverArg::Doctl,
+            (None, Some(other)) => {
+                return Err(CliError::Usage(format!(
+                    "configuration key `driver` is `{other}`: it must be `auto`, `api` or `doctl`"
+                ))
+                .into());
+            }
+        };
+        Ok(GlobalSettings {
+            provider,
+            driver,
+            api_url: args.api_url.clone().or_else(|| config.api_url.clone()),
+            context: args.context.clone().or_else(|| config.context.clone()),
+            doctl: std::env::var_os(doctl_driver::DOCTL_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| config.doctl.clone()),
+            local_dir: args.local_dir.clone().or_else(|| config.local_dir.clone()),
+            config,
+        })
+    }
+}
+
+/// What a new sandbox looks like.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SpecSettings {
+    pub image: appspec::ImageKind,
+    pub name: Option<String>,
+    pub region: Option<String>,
+    pub instance_size: Option<String>,
+    pub component_type: appspec::ComponentType,
+    pub env: Vec<(String, String)>,
+    pub ready_timeout: Duration,
+}
+
+impl SpecSettings {
+    pub(crate) fn resolve(args: &SpecArgs, global: &GlobalSettings) -> Result<SpecSettings> {
+        let config = &global.config;
+        let image = match (args.image, config.image.as_deref()) {
+            (Some(ImageArg::Python), _) | (None, None | Some("python")) => {
+                appspec::ImageKind::Python
+            }
+            (Some(ImageArg::Node), _) | (None, Some("node")) => appspec::ImageKind::Node,
+            (None, Some(other)) => {
+                return Err(CliError::Usage(format!(
+                    "configuration key `image` is `{other}`: it must be `python` or `node`"
+                ))
+                .into());
+            }
+        };
+        let component_type = match (args.component_type, config.component_type.as_deref()) {
+            (Some(ComponentTypeArg::Worker), _) | (None, None | Some("worker")) => {
+                appspec::ComponentType::Worker
+            }
+            (Some(ComponentTypeArg::Service), _) | (None, Some("service")) => {
+                appspec::ComponentType::Service
+            }
+            (None, Some(other)) => {
+                return Err(CliError::Usage(format!(
+                    "configuration key `component_type` is `{other}`: it must be `service` or `worker`"
+                ))
+                .into());
+            }
+        };
+        let ready_timeout = args
+            .ready_timeout
+            .or(config.ready_timeout)
+            .map_or(sandbox_core::DEFAULT_READY_TIMEOUT, Duration::from_secs);
+        Ok(SpecSettings {
+            image,
+            name: args.name.clone(),
+            region: args.region.clone().or_else(|| config.region.clone()),
+            instance_size: args
+                .instance_size
+                .clone()
+                .or_else(|| config.instance_size.clone()),
+            component_type,
+            env: args.env.clone(),
+            ready_timeout,
+        })
+    }
+}
+
+/// A `--timeout` in seconds, checked.
+pub(crate) fn timeout_secs(secs: Option<f64>) -> Result<Option<Duration>> {
+    match secs {
+        None => Ok(None),
+        Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(s) => Err(CliError::Usage(format!(
+            "`--timeout {s}`: the timeout must be a positive number of seconds"
+        ))
+        .into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::args::Cli;
+
+    fn global(argv: &[&str], config: ConfigFile) -> Result<GlobalSettings> {
+        let mut full = vec!["sandbox"];
+        full.extend_from_slice(argv);
+        full.extend_from_slice(&["list"]);
+        let cli = Cli::try_parse_from(full)?;
+        GlobalSettings::resolve(&cli.global, config)
+    }
+
+    #[test]
+    fn the_command_line_wins_over_the_config_file() {
+        let config = ConfigFile {
+            provider: Some("digitalocean".into()),
+            api_url: Some("http://config".into()),
+            ..ConfigFile::default()
+        };
+        let s = global(&["--provider", "local"], config.clone()).unwrap();
+        assert_eq!(s.provider, ProviderKind::Local);
+        assert_eq!(s.api_url.as_deref(), Some("http://config"));
+        let s = global(&["--api-url", "http://flag"], config).unwrap();
+        assert_eq!(s.provider, ProviderKind::DigitalOcean);
+        assert_eq!(s.api_url.as_deref(), Some("http://flag"));
+    }
+
+    #[test]
+    fn local_is_the_default_provider() {
+        let s = global(&[], ConfigFile::default()).unwrap();
+        assert_eq!(s.provider, ProviderKind::Local);
+        assert_eq!(s.driver, DriverArg::Auto);
+    }
+
+    #[test]
+    fn bad_config_values_name_the_key() {
+        let config = ConfigFile {
+            provider: Some("aws".into()),
+            ..ConfigFile::default()
+        };
+        let err = global(&[], config).unwrap_err().to_string();
+        assert!(err.contains("`provider`"), "{err}");
+        let err = ConfigFile::parse("provder: local\n", Path::new("c.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("provder"), "{err}");
+    }
+
+    #[test]
+    fn yaml_and_json_config_files_parse() {
+        let yaml = ConfigFile::parse(
+            "provider: digitalocean\nregion: nyc1\nready_timeout: 30\n",
+            Path::new("c.yaml"),
+        )
+        .unwrap();
+        let json = ConfigFile::parse(
+            r#"{"provider": "digitalocean", "region": "nyc1", "ready_timeout": 30}"#,
+            Path::new("c.json"),
+        )
+        .unwrap();
+        assert_eq!(yaml, json);
+        assert_eq!(yaml.region.as_deref(), Some("nyc1"));
+    }
+
+    #[test]
+    fn the_config_file_is_found_under_xdg_config_home() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join(CONFIG_DIR);
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("config.json"), r#"{"image": "node"}"#).unwrap();
+        let root = dir.path().to_string_lossy().into_owned();
+        let env = move |key: &str| (key == "XDG_CONFIG_HOME").then(|| root.clone());
+        let (config, path) = ConfigFile::load(None, &env).unwrap();
+        assert_eq!(config.image.as_deref(), Some("node"));
+        assert_eq!(path, Some(folder.join("config.json")));
+        let missing = dir.path().join("nope.yaml");
+        assert!(ConfigFile::load(Some(&missing), &env).is_err());
+    }
+
+    #[test]
+    fn timeouts_must_be_positive() {
+        assert_eq!(timeout_secs(None).unwrap(), None);
+        assert_eq!(
+            timeout_secs(Some(1.5)).unwrap(),
+            Some(Duration::from_millis(1500))
+        );
+        assert!(timeout_secs(Some(0.0)).is_err());
+        assert!(timeout_secs(Some(f64::NAN)).is_err());
+    }
+}
