@@ -6,9 +6,10 @@
 //! `-t/--access-token` (or `DIGITALOCEAN_ACCESS_TOKEN`), `-u/--api-url` (or
 //! `DIGITALOCEAN_API_URL`), `--context`, `-c/--config`, `--http-retry-max`, `-o/--output`.
 //!
-//! Differences from doctl: usage texts are short; `--format` is not supported; the poll
-//! interval of `apps create --wait` (10 s in doctl) can be shortened with
-//! `DOCTL_STANDIN_POLL_MS` for tests.
+//! Differences from doctl: usage texts of commands other than `apps get` are shorter; the
+//! poll interval of `apps create --wait` (10 s in doctl) can be shortened with
+//! `DOCTL_STANDIN_POLL_MS` for tests; where doctl hangs for ever (a console whose WebSocket
+//! dial fails) the stand-in hangs for `DOCTL_STANDIN_HANG_SECS` (default 300), then exits 1.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Read, Write};
@@ -1390,10 +1391,18 @@ async fn console_session(exec_url: &str) -> CmdResult {
     };
     let socket = match tokio_tungstenite::connect_async(url.as_str()).await {
         Ok((socket, _)) => socket,
-        Err(_) => {
+        Err(e) => {
             // doctl blocks forever here: its input goroutine waits on a channel nobody reads.
-            std::future::pending::<()>().await;
-            return Ok(());
+            // The stand-in blocks too, silently, but gives up after DOCTL_STANDIN_HANG_SECS
+            // (default 300) so a caller that forgot its deadline leaks no process for ever.
+            let secs = std::env::var("DOCTL_STANDIN_HANG_SECS")
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(300);
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+            return err(format!(
+                "error dialing websocket: {e} (doctl would hang here; the stand-in gave up after {secs}s)"
+            ));
         }
     };
     let (mut sink, mut stream) = socket.split();

@@ -17,6 +17,15 @@ struct Session {
 
 impl Session {
     async fn start(emulator: &EmulatorHandle, rows: u16, cols: u16) -> Session {
+        Self::start_with(emulator, rows, cols, &[]).await
+    }
+
+    async fn start_with(
+        emulator: &EmulatorHandle,
+        rows: u16,
+        cols: u16,
+        env: &[(&str, &str)],
+    ) -> Session {
         let home = tempfile::tempdir().unwrap();
         let (pty, pts) = pty_process::open().unwrap();
         pty.resize(pty_process::Size::new(rows, cols)).unwrap();
@@ -36,6 +45,7 @@ impl Session {
             .env_clear()
             .env("HOME", home.path())
             .env("TERM", "xterm-256color")
+            .envs(env.iter().copied())
             .kill_on_drop(true)
             .spawn(pts)
             .unwrap();
@@ -214,4 +224,31 @@ async fn dropped_connection_and_other_close_codes_exit_1() {
         ),
         "{output:?}"
     );
+}
+
+#[tokio::test]
+async fn refused_upgrade_hangs_silently_like_doctl() {
+    let backend = FakePlatform::new().with_ids(&[W]);
+    let emulator = emulator_with_worker(&backend).await;
+    emulator.faults().refuse_upgrades(1);
+    let mut session =
+        Session::start_with(&emulator, 24, 80, &[("DOCTL_STANDIN_HANG_SECS", "5")]).await;
+    // Still running, silent, after the refused dial.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !emulator
+        .received_requests()
+        .iter()
+        .any(|r| r.path == "/exec")
+    {
+        assert!(tokio::time::Instant::now() < deadline, "no dial");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        session.child.try_wait().unwrap().is_none(),
+        "doctl hangs here; so does the stand-in"
+    );
+    let (code, output) = session.finish().await;
+    assert_eq!(code, 1);
+    assert!(output.contains("doctl would hang here"), "{output:?}");
+    assert!(!output.contains(PROMPT));
 }
