@@ -155,9 +155,16 @@ async fn read_loop(mut stream: SplitStream<Socket>, tx: mpsc::Sender<Chunk>) {
             Ok(Message::Close(frame)) => break closed(frame),
             Ok(_) => continue,
             Err(err) => {
-                break Err(Error::ConsoleLost {
-                    reason: format!("reading from the WebSocket failed: {err}"),
-                });
+                use tokio_tungstenite::tungstenite::Error as WsError;
+                use tokio_tungstenite::tungstenite::error::ProtocolError;
+                let reason = match err {
+                    WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)
+                    | WsError::Io(_) => {
+                        format!("the connection ended without a close frame ({err})")
+                    }
+                    other => format!("reading from the WebSocket failed: {other}"),
+                };
+                break Err(Error::ConsoleLost { reason });
             }
         };
         match output_data(&payload) {
