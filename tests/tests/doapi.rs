@@ -5,6 +5,8 @@
 //! Consoles are tested against a small WebSocket server that records every frame; REST
 //! behaviour against the emulator (with a backend that runs nothing).
 
+#![allow(clippy::unwrap_used)] // a test file: a failed unwrap is a failed test
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
