@@ -496,3 +496,51 @@ async fn requests_are_recorded_with_bodies() {
         "token redacted in Debug"
     );
 }
+
+#[tokio::test]
+async fn yaml_bodies_new_deployments_and_rename_conflicts() {
+    let backend = FakePlatform::new().with_ids(&[W, S]);
+    let emulator = start(&backend).await;
+    let yaml = "spec:\n  name: yaml-app\n  workers:\n    - name: sandbox\n      image: {registry_type: GHCR, registry: o, repository: sandbox-python, tag: latest}\n";
+    let resp = http()
+        .post(format!("{}/v2/apps", emulator.url()))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/yaml")
+        .body(yaml)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["app"]["spec"]["name"], "yaml-app");
+
+    let (status, _, dep) = send(
+        &emulator,
+        "POST",
+        &format!("/v2/apps/{W}/deployments"),
+        Some("{\"force_build\":false}".into()),
+    )
+    .await;
+    assert_eq!(status, 200, "{dep}");
+    assert_eq!(dep["deployment"]["phase"], "PENDING_BUILD");
+    assert_eq!(dep["deployment"]["cause"], "manual");
+    let (_, _, list) = send(&emulator, "GET", &format!("/v2/apps/{W}/deployments"), None).await;
+    assert_eq!(list["meta"]["total"], 2);
+
+    send(
+        &emulator,
+        "POST",
+        "/v2/apps",
+        Some(request_body("apps-create-worker-success", 0)),
+    )
+    .await;
+    let rename = json!({"spec": {"name": "sandbox-7f3a", "workers": [{"name": "sandbox", "image": {"registry_type": "GHCR", "registry": "o", "repository": "r", "tag": "latest"}}]}});
+    let (status, _, body) = send(
+        &emulator,
+        "PUT",
+        &format!("/v2/apps/{W}"),
+        Some(rename.to_string()),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+}
