@@ -358,7 +358,7 @@ impl DoApi {
             .into_client_request()
             .map_err(|err| Error::other(format!("bad {what} URL {shown}: {err}")))?;
         let connect =
-            tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector);
+            tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector);
         match tokio::time::timeout(self.console_connect_timeout, connect).await {
             Err(_) => Err(Error::Timeout {
                 operation: format!("connecting the {what} WebSocket {shown}"),
