@@ -383,3 +383,59 @@ async fn server_down() {
     let run = run_case("server-down-connection-refused", port, &[]).await;
     assert_like_fixture("server-down-connection-refused", &run, port);
 }
+
+#[tokio::test]
+async fn token_from_config_file_and_context() {
+    let backend = FakePlatform::new();
+    let emulator = start(&backend).await;
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join(".config/doctl");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.yaml"),
+        format!("access-token: wrong\nauth-contexts:\n  emu: {TOKEN}\n"),
+    )
+    .unwrap();
+    let run = |args: Vec<String>| {
+        let home = home.path().to_owned();
+        async move {
+            tokio::time::timeout(
+                Duration::from_secs(60),
+                tokio::process::Command::new(standin_path().unwrap())
+                    .args(args)
+                    .env_clear()
+                    .env("HOME", home)
+                    .kill_on_drop(true)
+                    .output(),
+            )
+            .await
+            .unwrap()
+            .unwrap()
+        }
+    };
+    let base = vec![
+        "apps".to_owned(),
+        "list".to_owned(),
+        "-o".to_owned(),
+        "json".to_owned(),
+        "-u".to_owned(),
+        emulator.url(),
+    ];
+    let with_context = [base.clone(), vec!["--context".to_owned(), "emu".to_owned()]].concat();
+    let out = run(with_context).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "[]\n");
+    // The default context reads `access-token`, which the emulator refuses.
+    let out = run(base).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(": 401 (request"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
