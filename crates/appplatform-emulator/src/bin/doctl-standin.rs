@@ -1551,3 +1551,54 @@ mod terminal {
         termios::tcgetwinsize(std::io::stdin()).map_or((0, 0), |w| (w.ws_col, w.ws_row))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_errors_read_like_go() {
+        assert_eq!(
+            go_json_error(b"this is not json"),
+            "invalid character 'h' in literal true (expecting 'r')"
+        );
+        assert_eq!(
+            go_json_error(b"<html>"),
+            "invalid character '<' looking for beginning of value"
+        );
+        assert_eq!(go_json_error(b""), "unexpected end of JSON input");
+    }
+
+    #[test]
+    fn close_texts_read_like_gorilla() {
+        assert_eq!(
+            close_text(1011, None),
+            "websocket: close 1011 (internal server error)"
+        );
+        assert_eq!(
+            close_text(1003, Some("bad frame".into())),
+            "websocket: close 1003 (unsupported data): bad frame"
+        );
+        assert_eq!(close_text(4000, None), "websocket: close 4000");
+    }
+
+    #[test]
+    fn subcommand_skips_flag_values() {
+        let argv: Vec<String> = ["-t", "tok", "apps", "-u", "http://x", "logs", "id", "-f"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        assert_eq!(subcommand(&argv), "logs");
+        let args = parse_args(&argv).ok().unwrap_or_default();
+        assert!(args.has("follow") && !args.has("force"));
+    }
+
+    #[test]
+    fn stringify_matches_godo() {
+        let step = json!({"name": "deploy", "status": "ERROR", "reason": {"code": "C", "message": "m \"q\""}, "component_name": "w"});
+        assert_eq!(
+            stringify_step(&step),
+            "godo.DeploymentProgressStep{Name:\"deploy\", Status:\"ERROR\", StartedAt:time.Time{wall:, ext:}, EndedAt:time.Time{wall:, ext:}, Reason:godo.DeploymentProgressStepReason{Code:\"C\", Message:\"m \\\"q\\\"\"}, ComponentName:\"w\", MessageBase:\"\"}"
+        );
+    }
+}
