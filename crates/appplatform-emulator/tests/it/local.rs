@@ -14,10 +14,11 @@ use crate::common::*;
 #[tokio::test]
 async fn local_sandbox_through_the_api() {
     let state = tempfile::tempdir().unwrap();
-    let platform =
-        sandbox_local::LocalPlatform::new(sandbox_local::LocalConfig::new(state.path())).unwrap();
+    let platform = Arc::new(
+        sandbox_local::LocalPlatform::new(sandbox_local::LocalConfig::new(state.path())).unwrap(),
+    );
     let emulator = Emulator::builder()
-        .backend(Arc::new(platform))
+        .backend(platform.clone())
         .token(TOKEN)
         .pace(Duration::from_millis(200))
         .start()
@@ -36,10 +37,24 @@ async fn local_sandbox_through_the_api() {
     .await;
     assert_eq!(status, 200, "{created}");
     let id = created["app"]["id"].as_str().unwrap().to_owned();
+    // The sandbox outlives this process unless deleted: check in a task, delete whatever happens.
+    let emulator = Arc::new(emulator);
+    let outcome = tokio::spawn(checks(emulator.clone(), id.clone())).await;
+    if outcome.is_err() {
+        use doctl_driver::Platform;
+        let _ = platform.delete_app(&id).await;
+    }
+    if let Err(err) = outcome {
+        std::panic::resume_unwind(err.into_panic());
+    }
+}
+
+async fn checks(emulator: Arc<appplatform_emulator::EmulatorHandle>, id: String) {
+    let emulator = &*emulator;
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let (_, _, app) = send(&emulator, "GET", &format!("/v2/apps/{id}"), None).await;
+        let (_, _, app) = send(emulator, "GET", &format!("/v2/apps/{id}"), None).await;
         if app["app"]["active_deployment"]["phase"] == "ACTIVE" {
             break;
         }
@@ -55,7 +70,7 @@ async fn local_sandbox_through_the_api() {
     }
 
     let (_, _, exec) = send(
-        &emulator,
+        emulator,
         "GET",
         &format!("/v2/apps/{id}/components/sandbox/exec"),
         None,
@@ -100,12 +115,12 @@ async fn local_sandbox_through_the_api() {
     assert_eq!(code, Some(1000));
 
     let (status, _, instances) =
-        send(&emulator, "GET", &format!("/v2/apps/{id}/instances"), None).await;
+        send(emulator, "GET", &format!("/v2/apps/{id}/instances"), None).await;
     assert_eq!(status, 200);
     assert_eq!(instances["instances"][0]["component_name"], "sandbox");
 
-    let (status, _, _) = send(&emulator, "DELETE", &format!("/v2/apps/{id}"), None).await;
+    let (status, _, _) = send(emulator, "DELETE", &format!("/v2/apps/{id}"), None).await;
     assert_eq!(status, 200);
-    let (status, _, _) = send(&emulator, "GET", &format!("/v2/apps/{id}"), None).await;
+    let (status, _, _) = send(emulator, "GET", &format!("/v2/apps/{id}"), None).await;
     assert_eq!(status, 404);
 }
