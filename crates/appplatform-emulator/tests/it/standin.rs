@@ -127,6 +127,30 @@ const WORKER: &str = "apps-create-worker-success";
 const SERVICE: &str = "apps-create-service-success";
 
 #[tokio::test]
+async fn create_sends_the_bytes_doctl_sends() {
+    for (case, id) in [
+        ("apps-create-worker-success", W),
+        ("apps-create-service-success", S),
+        ("apps-create-spec-stdin", W),
+    ] {
+        let backend = FakePlatform::new().with_ids(&[id]);
+        let emulator = start(&backend).await;
+        let run = run_case(case, emulator.addr().port(), &[]).await;
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let sent = &emulator.received_requests()[0];
+        let recorded = &requests(case)[0];
+        assert_eq!(
+            String::from_utf8_lossy(&sent.body),
+            recorded["body"].as_str().unwrap(),
+            "{case}"
+        );
+        assert_eq!(sent.header("content-type"), Some("application/json"));
+        assert_eq!(sent.header("accept"), Some("application/json"));
+        assert_eq!(sent.header("authorization"), Some("Bearer TOKEN"));
+    }
+}
+
+#[tokio::test]
 async fn create() {
     check("apps-create-worker-success", &[W], &[]).await;
     check("apps-create-worker-success-text", &[W], &[]).await;
