@@ -80,7 +80,14 @@ impl Host {
         let nsenter = need("nsenter");
         let setsid = need("setsid");
         let bash = need("bash");
-        for tool in ["setpriv", "mount", "umount", "pivot_root", "mkfifo"] {
+        for tool in [
+            "setpriv",
+            "mount",
+            "umount",
+            "pivot_root",
+            "mkfifo",
+            "hostname",
+        ] {
             need(tool);
         }
         if !missing.is_empty() {
@@ -265,7 +272,8 @@ pub(crate) fn choose_network(
     match mode {
         NetworkMode::Host => Ok(Net::Host),
         NetworkMode::Pasta if host.pasta.is_none() => Err(
-            "network mode `pasta` needs the `pasta` program (Debian: `apt-get install passt`)"
+            "network mode `pasta` needs the `pasta` program (Debian: `apt-get install passt`) \
+             and, for non-root users, read-write access to /dev/net/tun"
                 .into(),
         ),
         NetworkMode::Pasta => Ok(Net::Pasta),
@@ -706,6 +714,78 @@ mod tests {
         assert_eq!(parts[1].len(), 10);
         assert_eq!(parts[2].len(), 5);
         assert_ne!(instance_name("sandbox"), name);
+    }
+
+    fn template(component: appspec::ComponentType) -> AppSpec {
+        appspec::SandboxTemplate::new(ImageKind::Node, component)
+            .name("plan-test")
+            .env("GREETING", "hi")
+            .build()
+            .expect("template")
+    }
+
+    #[test]
+    fn plan_reads_sandbox_specs() {
+        let plan = plan(&template(appspec::ComponentType::Service)).expect("plan");
+        assert_eq!(plan.kind, Kind::Service);
+        assert_eq!(plan.runtime, Runtime::Node);
+        assert_eq!(plan.component, "sandbox");
+        assert!(
+            plan.spec_env
+                .iter()
+                .any(|(k, v)| k == "GREETING" && v == "hi")
+        );
+    }
+
+    #[test]
+    fn plan_refuses_two_components_and_other_images() {
+        let mut spec = template(appspec::ComponentType::Worker);
+        let mut second = spec.workers[0].clone();
+        second.name = "other".into();
+        spec.workers.push(second);
+        let err = plan(&spec).expect_err("two components");
+        assert!(err.to_string().contains("exactly one"), "{err}");
+
+        let mut spec = template(appspec::ComponentType::Worker);
+        spec.envs.retain(|e| e.key != appspec::MARKER_ENV);
+        if let Some(image) = spec.workers[0].image.as_mut() {
+            image.repository = "postgres".into();
+        }
+        let err = plan(&spec).expect_err("other image");
+        assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
+    }
+
+    #[test]
+    fn workers_share_the_host_network_and_services_follow_the_mode() {
+        let host = Host {
+            unshare: PathBuf::new(),
+            nsenter: PathBuf::new(),
+            setsid: PathBuf::new(),
+            bash: PathBuf::new(),
+            pasta: None,
+            root: true,
+        };
+        assert_eq!(
+            choose_network(Kind::Worker, NetworkMode::Pasta, &host),
+            Ok(Net::Host)
+        );
+        assert_eq!(
+            choose_network(Kind::Service, NetworkMode::Auto, &host),
+            Ok(Net::Host)
+        );
+        assert!(choose_network(Kind::Service, NetworkMode::Pasta, &host).is_err());
+        let with_pasta = Host {
+            pasta: Some(PathBuf::from("/usr/bin/pasta")),
+            ..host
+        };
+        assert_eq!(
+            choose_network(Kind::Service, NetworkMode::Auto, &with_pasta),
+            Ok(Net::Pasta)
+        );
+        assert_eq!(
+            choose_network(Kind::Service, NetworkMode::Host, &with_pasta),
+            Ok(Net::Host)
+        );
     }
 
     #[test]

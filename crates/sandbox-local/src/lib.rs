@@ -42,7 +42,7 @@
 
 pub use config::{LocalConfig, NetworkMode};
 pub use console::LocalConsole;
-pub use platform::{LocalPlatform, SUPERVISOR_DEAD};
+pub use platform::{INTERRUPTED, LocalPlatform, SUPERVISOR_DEAD};
 
 mod config;
 mod console;

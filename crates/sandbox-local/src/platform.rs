@@ -22,6 +22,8 @@ use crate::state::{Kind, Layout, Net, Phase, Record, is_valid_id};
 
 /// What a deployment whose supervisor died reports.
 pub const SUPERVISOR_DEAD: &str = "sandbox supervisor is not running";
+/// What a deployment reports when its creator stopped before recording the outcome.
+pub const INTERRUPTED: &str = "sandbox creation was interrupted before it finished";
 
 /// App Platform semantics on this machine: each app is a namespace-isolated sandbox.
 ///
@@ -373,11 +375,13 @@ fn deployment(record: &Record) -> Deployment {
         Phase::Active => (DeploymentPhase::Error, Some(SUPERVISOR_DEAD.to_owned())),
         Phase::Error => (DeploymentPhase::Error, record.failure.clone()),
         Phase::Deploying => {
+            // The creator writes the outcome within seconds; a record still deploying after
+            // minutes belongs to a creator that was stopped half-way.
             let stale = OffsetDateTime::now_utc() - record.updated_at > time::Duration::minutes(2);
-            if stale && !alive {
-                (DeploymentPhase::Error, Some(SUPERVISOR_DEAD.to_owned()))
-            } else {
-                (DeploymentPhase::Deploying, None)
+            match (stale, alive) {
+                (false, _) => (DeploymentPhase::Deploying, None),
+                (true, false) => (DeploymentPhase::Error, Some(SUPERVISOR_DEAD.to_owned())),
+                (true, true) => (DeploymentPhase::Error, Some(INTERRUPTED.to_owned())),
             }
         }
     };

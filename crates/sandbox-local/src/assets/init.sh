@@ -49,7 +49,7 @@ mkdir -m 1777 var/tmp
 mkdir run/sandbox
 cp "$S/run/health.py" run/sandbox/health.py
 mapfile -d '' -t SANDBOX_ENV < "$S/run/env"
-printf %s "$SBX_HOSTNAME" > /proc/sys/kernel/hostname
+hostname "$SBX_HOSTNAME"
 pivot_root . .old-root
 cd /
 umount -l /.old-root
