@@ -15,12 +15,12 @@ _c() {
   done
 }
 _s() { while c=$(dd bs=65536 count=1 2>/dev/null | base64 -w0); [ -n "$c" ]; do _w "$1" "$2" "$c"; done; }
-_g() { for f in "$1"/*.p; do [ -f "$f" ] && read -r p <"$f" && [ -n "$p" ] && kill -9 -"$p" 2>/dev/null; done; }
+_g() { for f in "$1"/*.p; do [ -f "$f" ] && [ ! -f "${f%.p}.d" ] && read -r p <"$f" && [ -n "$p" ] && kill -9 -"$p" 2>/dev/null; done; }
 _z() { _g "$D"; rm -rf "$D"; exit 0; }
 _a() { B=$B$1; }
 _b() { E=$E$1; }
 _i() { printf %s "$2" >>"$D/$1.b"; }
-_k() { : >"$D/$1.k"; p=; [ -f "$D/$1.p" ] && read -r p <"$D/$1.p"; [ -n "$p" ] && { kill -"$2" -"$p" 2>/dev/null || kill -"$2" "$p" 2>/dev/null; }; }
+_k() { [ -f "$D/$1.d" ] && return; : >"$D/$1.k"; p=; [ -f "$D/$1.p" ] && read -r p <"$D/$1.p"; [ -n "$p" ] && { kill -"$2" -"$p" 2>/dev/null || kill -"$2" "$p" 2>/dev/null; }; }
 _j() {
   i=$1 o=$D/$1.o e=$D/$1.e n=/dev/null
   if [ -n "$_E" ]; then _S=$(printf %s "$_E" | base64 -d) || { _f "$i" f script; return; }; fi
@@ -36,9 +36,18 @@ _j() {
   wait "$p"; r=$?
   if [ "$2" = s ]; then wait "$a" "$b"; else _c "$i" o "$o"; _c "$i" e "$e"; fi
   _f "$i" x "$r"
-  rm -f "$o" "$e" "$D/$i.p" "$D/$i.b" "$D/$i.i" "$D/$i.k"
+  : >"$D/$i.d"
 }
-_x() { B=$B$4; _S=$B _E=$E; B= E=; _j "$1" "$2" "$3" 2>/dev/null & }
+_r() {
+  set --
+  for f in "$D"/*.d; do [ -f "$f" ] && b=${f%.d} && set -- "$@" "$b.o" "$b.e" "$b.p" "$b.b" "$b.i" "$b.k" "$f"; done
+  [ $# -gt 0 ] && rm -f "$@"
+}
+C=0
+_x() {
+  B=$B$4; _S=$B _E=$E; B= E=; _j "$1" "$2" "$3" 2>/dev/null &
+  C=$((C+1)); [ $((C%64)) -eq 0 ] && { _r 2>/dev/null & }
+}
 for d in "$T"/.sandbox-exec.*; do
   [ "$d" != "$D" ] && [ -f "$d/agent" ] && read -r q <"$d/agent" && ! kill -0 "$q" 2>/dev/null && { _g "$d"; rm -rf "$d"; }
 done

@@ -512,11 +512,21 @@ pub mod cases {
 
     /// One console serves every command.
     pub async fn console_reused(ctx: Ctx) {
-        for i in 0..20 {
+        for i in 0..130 {
             let out = ok(ctx.sandbox.exec(&format!("echo {i}")).await);
             assert_eq!(out.stdout_text(), format!("{i}\n"));
         }
         assert_eq!(ctx.hostile.consoles_opened(), 1);
+        // Finished commands' files are removed in batches, so they do not pile up.
+        let out = ok(ctx
+            .sandbox
+            .exec("ls -A \"${TMPDIR:-/tmp}\"/.sandbox-exec.* | wc -l")
+            .await);
+        let files: usize = out.stdout_text().trim().parse().expect("a count");
+        assert!(
+            files < 200,
+            "{files} files left in the agent's folder after 131 commands"
+        );
     }
 
     /// A drop fails the running command with `ConsoleLost`; it is not run again, and the next
