@@ -463,3 +463,33 @@ async fn token_from_config_file_and_context() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[tokio::test]
+async fn logs_and_console_requests_have_doctl_paths() {
+    let backend = FakePlatform::new().with_ids(&[W]);
+    let emulator = emulator_with(&backend, &[WORKER]).await;
+    let port = emulator.addr().port();
+    for case in ["apps-logs-run-follow-live", "apps-console-stdin-not-tty"] {
+        let before = emulator.received_requests().len();
+        run_case(case, port, &[]).await;
+        let sent: Vec<String> = emulator.received_requests()[before..]
+            .iter()
+            .filter(|r| r.path.starts_with("/v2/"))
+            .map(|r| normalize(&format!("{} {}", r.method, r.path_and_query()), port, ""))
+            .collect();
+        let recorded: Vec<String> = requests(case)
+            .iter()
+            .filter(|r| r["path"].as_str().unwrap().starts_with("/v2/"))
+            .map(|r| {
+                let q = r["query"].as_str().unwrap_or("");
+                let pq = if q.is_empty() {
+                    r["path"].as_str().unwrap().to_owned()
+                } else {
+                    format!("{}?{q}", r["path"].as_str().unwrap())
+                };
+                normalize(&format!("{} {pq}", r["method"].as_str().unwrap()), 0, "")
+            })
+            .collect();
+        assert_eq!(sent, recorded, "{case}");
+    }
+}
