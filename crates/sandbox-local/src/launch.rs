@@ -547,9 +547,16 @@ fn start_pasta(
     };
     let run = launch.dir.join("run");
     let pid_file = run.join("pasta.pid");
+    // pasta outlives the namespace it serves; a keeper shell holds the sandbox's `alive` FIFO
+    // and ends pasta when the sandbox is gone (end-of-file: PID 1 held the writing side).
     let mut cmd = Command::new(&host.setsid);
     cmd.arg("--fork")
-        .arg(pasta)
+        .arg(&host.bash)
+        .arg("-c")
+        .arg(r#"exec 3<"$1"; shift; "$@" & read -r -u 3 _; kill "$!" 2>/dev/null"#)
+        .arg("pasta-keeper")
+        .arg(run.join("alive"));
+    cmd.arg(pasta)
         .args(["--quiet", "--foreground", "--config-net"]);
     if host.root {
         // As root, pasta drops to `nobody` unless told otherwise; it needs to open

@@ -383,3 +383,56 @@ async fn run_command_replaces_the_entrypoint_and_logs_to_run_logs() {
     }
     assert_eq!(sandbox.run("cat out.txt; whoami").await, "42\nsandbox\n");
 }
+
+fn state_json(env: &Env, id: &str) -> serde_json::Value {
+    let text =
+        std::fs::read_to_string(env.platform.sandbox_dir(id).join("state.json")).expect("state");
+    serde_json::from_str(&text).expect("json")
+}
+
+fn gone(pid: i64) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.is_empty() || stat.contains(") Z ")
+}
+
+async fn wait_gone(pid: i64, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while !gone(pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} (pid {pid}) still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn pasta_ends_with_its_sandbox() {
+    require_sandboxes!();
+    let env = Env::new();
+    let sandbox = env.create(ImageKind::Python, ComponentType::Service).await;
+    let state = state_json(&env, sandbox.id());
+    let Some(pasta) = state["pasta"]["pid"].as_i64() else {
+        eprintln!("skipping: no pasta on this machine, services share the host network");
+        return;
+    };
+    let supervisor = state["supervisor"]["pid"].as_i64().expect("supervisor");
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &supervisor.to_string()])
+        .status();
+    assert!(status.expect("kill").success());
+    wait_gone(pasta, "pasta").await;
+}
+
+#[tokio::test]
+async fn a_sandbox_whose_folder_vanished_ends_itself() {
+    require_sandboxes!();
+    let env = Env::new();
+    let sandbox = env.create(ImageKind::Python, ComponentType::Worker).await;
+    let state = state_json(&env, sandbox.id());
+    let supervisor = state["supervisor"]["pid"].as_i64().expect("supervisor");
+    let holder = state["holder"]["pid"].as_i64().expect("holder");
+    std::fs::remove_dir_all(env.platform.sandbox_dir(sandbox.id())).expect("rm state");
+    wait_gone(supervisor, "the sandbox's PID 1").await;
+    wait_gone(holder, "the sandbox's unshare").await;
+}

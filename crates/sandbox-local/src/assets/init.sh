@@ -8,6 +8,12 @@ set -eu
 S=$SBX_STATE
 R=$S/root
 exec 9>>"$S/run/status"
+# fd 7: the sandbox's own folder; PID 1 exits when its state.json is gone (a folder deleted
+# without `delete_app`). fd 6: the `alive` FIFO, held open while the sandbox lives; helpers
+# on the host (the pasta keeper) read it and see end-of-file when the sandbox is gone.
+exec 7<"$S"
+mkfifo -m 0600 "$S/run/alive"
+exec 6<>"$S/run/alive"
 fail() { echo "failed $*" >&9; echo "sandbox: $*" >&2; exit 1; }
 trap 'fail "setup step failed at line $LINENO (see run.log)"' ERR
 read -r hostpid _ < /proc/self/stat
@@ -65,7 +71,7 @@ else
   AS_SANDBOX=(setpriv --reuid="$SBX_UID" --regid="$SBX_GID" --clear-groups --no-new-privs \
     --ambient-caps=-all --inh-caps=-all --bounding-set=-all --)
 fi
-run_as_sandbox() { env -i "${SANDBOX_ENV[@]}" "${AS_SANDBOX[@]}" "$@"; }
+run_as_sandbox() { env -i "${SANDBOX_ENV[@]}" "${AS_SANDBOX[@]}" "$@" 6>&- 7>&- 9>&-; }
 
 case "$SBX_RUNTIME" in
   python) echo "Python: $(python3 --version 2>&1)" ;;
@@ -83,8 +89,11 @@ echo " Sandbox $SBX_HOSTNAME is ready"
 echo " Working directory: /home/sandbox/app"
 echo "=========================================="
 # Stay PID 1 without capabilities (so pasta, which runs with few, may join the network
-# namespace): report ready, then block on a FIFO held open for writing too, so the read never
-# returns; bash reaps every orphan the sandbox's processes leave behind.
+# namespace): report ready, then wait on a FIFO nobody writes, waking every 10 s to check that
+# the sandbox's state.json still exists; bash reaps every orphan the sandbox leaves behind.
 exec 8<>/run/sandbox/init
-exec setpriv --ambient-caps=-all --inh-caps=-all --bounding-set=-all -- \
-  /bin/bash -c 'echo ready >&9; exec 9>&-; while :; do read -r -u 8 _ || :; done'
+exec setpriv --ambient-caps=-all --inh-caps=-all --bounding-set=-all -- /bin/bash -c '
+  echo ready >&9; exec 9>&-
+  while :; do
+    read -r -t 10 -u 8 _ || [ -e /proc/self/fd/7/state.json ] || exit 0
+  done'
