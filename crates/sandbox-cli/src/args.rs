@@ -25,35 +25,41 @@ pub struct Cli {
 }
 
 /// Options shared by every command.
+///
+/// Their environment variables are read by `settings.rs`, so precedence (command line, then
+/// environment, then configuration file) lives in one place.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
-    /// Where sandboxes run: `local` (this machine) or `digitalocean` (App Platform).
-    #[arg(long, global = true, env = "SANDBOX_PROVIDER", value_name = "PROVIDER")]
+    /// Where sandboxes run: `local` (this machine, the default) or `digitalocean` (App
+    /// Platform) [env: SANDBOX_PROVIDER]
+    #[arg(long, global = true, value_name = "PROVIDER")]
     pub provider: Option<ProviderArg>,
     /// How to reach DigitalOcean: `api` (REST + WebSocket), `doctl`, or `auto` (the API when a
-    /// token is at hand, else doctl).
-    #[arg(long, global = true, env = "SANDBOX_DRIVER", value_name = "DRIVER")]
+    /// token is at hand, else doctl) [env: SANDBOX_DRIVER]
+    #[arg(long, global = true, value_name = "DRIVER")]
     pub driver: Option<DriverArg>,
-    /// The DigitalOcean API's base URL (for example an emulator at http://127.0.0.1:8080).
-    #[arg(long, global = true, env = "DIGITALOCEAN_API_URL", value_name = "URL")]
+    /// The DigitalOcean API's base URL, for example an emulator's [env: DIGITALOCEAN_API_URL]
+    #[arg(long, global = true, value_name = "URL")]
     pub api_url: Option<String>,
-    /// The doctl authentication context to use.
-    #[arg(long, global = true, env = "DIGITALOCEAN_CONTEXT", value_name = "NAME")]
+    /// The doctl authentication context to use [env: DIGITALOCEAN_CONTEXT]
+    #[arg(long, global = true, value_name = "NAME")]
     pub context: Option<String>,
-    /// The configuration file (default `$XDG_CONFIG_HOME/do-app-sandbox/config.yaml`).
-    #[arg(long, global = true, env = "SANDBOX_CONFIG", value_name = "FILE")]
+    /// The configuration file (default `$XDG_CONFIG_HOME/do-app-sandbox/config.yaml`)
+    /// [env: SANDBOX_CONFIG]
+    #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// The local provider's state folder.
-    #[arg(long, global = true, env = "SANDBOX_LOCAL_DIR", value_name = "DIR")]
+    /// The local provider's state folder [env: SANDBOX_LOCAL_DIR]
+    #[arg(long, global = true, value_name = "DIR")]
     pub local_dir: Option<PathBuf>,
-    /// Print less (only data and errors).
+    /// Print less (only data and errors)
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// Print more: `-v` debug logs of this tool, `-vv` trace, `-vvv` every library.
+    /// Print more: `-v` debug logs of this tool, `-vv` trace, `-vvv` every library
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Never draw a spinner; print progress as plain lines.
-    #[arg(long, global = true, env = "SANDBOX_NO_PROGRESS", value_parser = clap::builder::BoolishValueParser::new())]
+    /// Never draw a spinner; print progress as plain lines [env: SANDBOX_NO_PROGRESS]
+    #[arg(long, global = true)]
     pub no_progress: bool,
 }
 
@@ -158,8 +164,8 @@ pub struct TargetArgs {
 /// Options of `sandbox create` and `sandbox run` that shape the new sandbox.
 #[derive(Debug, Clone, Args)]
 pub struct SpecArgs {
-    /// The image.
-    #[arg(long, short, value_name = "IMAGE", env = "SANDBOX_IMAGE")]
+    /// The image (default `python`).
+    #[arg(long, short, value_name = "IMAGE")]
     pub image: Option<ImageArg>,
     /// The sandbox's name (default `sandbox-<8 hex>`).
     #[arg(long, short, value_name = "NAME")]

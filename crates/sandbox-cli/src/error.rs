@@ -55,6 +55,7 @@ pub(crate) enum CliError {
     NotFound {
         what: String,
         candidates: Vec<String>,
+        note: Option<String>,
     },
     /// Several sandboxes match the name.
     Ambiguous {
@@ -67,13 +68,19 @@ impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CliError::Usage(message) => f.write_str(message),
-            CliError::NotFound { what, candidates } => {
+            CliError::NotFound {
+                what,
+                candidates,
+                note,
+            } => {
                 write!(f, "{what} not found")?;
-                if candidates.is_empty() {
-                    Ok(())
-                } else {
-                    write!(f, "; sandboxes: {}", candidates.join(", "))
+                if let Some(note) = note {
+                    write!(f, " ({note})")?;
                 }
+                if !candidates.is_empty() {
+                    write!(f, "; sandboxes: {}", candidates.join(", "))?;
+                }
+                Ok(())
             }
             CliError::Ambiguous { target, candidates } => write!(
                 f,
@@ -165,6 +172,7 @@ mod tests {
         let e = CliError::NotFound {
             what: "sandbox `x`".into(),
             candidates: vec!["a".into(), "b".into()],
+            note: None,
         };
         assert_eq!(e.to_string(), "sandbox `x` not found; sandboxes: a, b");
     }

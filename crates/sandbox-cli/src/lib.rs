@@ -32,7 +32,7 @@ mod settings;
 
 use crate::error::{Exit, exit_for};
 use crate::printer::Printer;
-use crate::settings::{ConfigFile, GlobalSettings};
+use crate::settings::GlobalSettings;
 
 /// Runs the `sandbox` command with these arguments (the first is the program name) and
 /// returns its exit code.
@@ -50,10 +50,7 @@ where
         }
     };
     init_tracing(cli.global.verbose);
-    let printer = Printer::new(
-        cli.global.quiet,
-        !cli.global.no_progress && !cli.global.quiet && cli.global.verbose == 0,
-    );
+    let printer = Printer::new(cli.global.quiet, false);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -67,8 +64,8 @@ where
     };
     let result = runtime.block_on(async {
         let env = |key: &str| std::env::var(key).ok();
-        let (config, _) = ConfigFile::load(cli.global.config.as_deref(), &env)?;
-        let settings = GlobalSettings::resolve(&cli.global, config)?;
+        let settings = GlobalSettings::load(&cli.global, &env)?;
+        let printer = Printer::new(cli.global.quiet, settings.progress);
         commands::dispatch(cli.command, settings, printer).await
     });
     // Consoles and child processes are dropped with the runtime; do not wait on stragglers.

@@ -140,13 +140,11 @@ impl Provider {
         {
             return Ok((app.id.clone(), app.name().to_owned()));
         }
-        let what = if sandboxes.is_empty() {
-            format!("sandbox `{target}` (there are no sandboxes on this provider)")
-        } else {
-            format!("sandbox `{target}`")
-        };
         Err(CliError::NotFound {
-            what,
+            what: format!("sandbox `{target}`"),
+            note: sandboxes
+                .is_empty()
+                .then(|| format!("there are no sandboxes on provider {}", self.label)),
             candidates: candidates(&sandboxes, target),
         }
         .into())

@@ -1,15 +1,24 @@
 //! Resolution of what the user asked for: command line, then environment, then the
 //! configuration file, then defaults. This is the only place that precedence is applied.
 //!
-//! clap reads the environment variables of the flags that have one (`--provider` and
-//! `SANDBOX_PROVIDER`, ...), so an `Option` from [`crate::args`] already means "command line or
-//! environment"; what is still `None` here falls back to the configuration file.
+//! | flag | environment | configuration key |
+//! | --- | --- | --- |
+//! | `--provider` | `SANDBOX_PROVIDER` | `provider` |
+//! | `--driver` | `SANDBOX_DRIVER` | `driver` |
+//! | `--api-url` | `DIGITALOCEAN_API_URL` | `api_url` |
+//! | `--context` | `DIGITALOCEAN_CONTEXT` | `context` |
+//! | `--config` | `SANDBOX_CONFIG` | |
+//! | `--local-dir` | `SANDBOX_LOCAL_DIR` | `local_dir` |
+//! | `--no-progress` | `SANDBOX_NO_PROGRESS` | |
+//! | | `DOCTL` | `doctl` |
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
+
+use clap::ValueEnum;
 
 use crate::args::{ComponentTypeArg, DriverArg, GlobalArgs, ImageArg, ProviderArg, SpecArgs};
 use crate::error::CliError;
@@ -111,6 +120,37 @@ pub(crate) enum ProviderKind {
     DigitalOcean,
 }
 
+/// The value of an environment variable, `None` when unset or empty.
+type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+fn env_value(env: Env<'_>, key: &str) -> Option<String> {
+    env(key).filter(|v| !v.is_empty())
+}
+
+/// Parses an enum from an environment variable; a wrong value names the variable.
+fn env_enum<T: ValueEnum>(env: Env<'_>, key: &str) -> Result<Option<T>> {
+    let Some(value) = env_value(env, key) else {
+        return Ok(None);
+    };
+    T::from_str(&value, true).map(Some).map_err(|_| {
+        let allowed: Vec<String> = T::value_variants()
+            .iter()
+            .filter_map(|v| v.to_possible_value().map(|p| format!("`{}`", p.get_name())))
+            .collect();
+        CliError::Usage(format!(
+            "`{key}={value}`: it must be one of {}",
+            allowed.join(", ")
+        ))
+        .into()
+    })
+}
+
+/// `1`, `true`, `yes`, `on` (any case) are true.
+fn env_flag(env: Env<'_>, key: &str) -> bool {
+    env_value(env, key)
+        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+}
+
 /// What every command needs: where sandboxes run and how to talk.
 #[derive(Debug, Clone)]
 pub(crate) struct GlobalSettings {
@@ -120,13 +160,37 @@ pub(crate) struct GlobalSettings {
     pub context: Option<String>,
     pub doctl: Option<PathBuf>,
     pub local_dir: Option<PathBuf>,
+    /// Whether a spinner may be drawn.
+    pub progress: bool,
     pub config: ConfigFile,
 }
 
 impl GlobalSettings {
-    /// Merges the command line (and the environment clap read) with the configuration file.
-    pub(crate) fn resolve(args: &GlobalArgs, config: ConfigFile) -> Result<GlobalSettings> {
-        let provider = match (args.provider, config.provider.as_deref()) {
+    /// Reads the configuration file and resolves the settings.
+    pub(crate) fn load(args: &GlobalArgs, env: Env<'_>) -> Result<GlobalSettings> {
+        let explicit = args
+            .config
+            .clone()
+            .or_else(|| env_value(env, "SANDBOX_CONFIG").map(PathBuf::from));
+        let (config, _) = ConfigFile::load(explicit.as_deref(), env)?;
+        Self::resolve(args, config, env)
+    }
+
+    /// Merges the command line, the environment and the configuration file, in that order.
+    pub(crate) fn resolve(
+        args: &GlobalArgs,
+        config: ConfigFile,
+        env: Env<'_>,
+    ) -> Result<GlobalSettings> {
+        let provider_arg = match args.provider {
+            Some(p) => Some(p),
+            None => env_enum::<ProviderArg>(env, "SANDBOX_PROVIDER")?,
+        };
+        let driver_arg = match args.driver {
+            Some(d) => Some(d),
+            None => env_enum::<DriverArg>(env, "SANDBOX_DRIVER")?,
+        };
+        let provider = match (provider_arg, config.provider.as_deref()) {
             (Some(ProviderArg::Local), _) => ProviderKind::Local,
             (Some(ProviderArg::Digitalocean), _) => ProviderKind::DigitalOcean,
             (None, None | Some("local")) => ProviderKind::Local,
@@ -138,7 +202,7 @@ impl GlobalSettings {
                 .into());
             }
         };
-        let driver = match (args.driver, config.driver.as_deref()) {
+        let driver = match (driver_arg, config.driver.as_deref()) {
             (Some(driver), _) => driver,
             (None, None | Some("auto")) => DriverArg::Auto,
             (None, Some("api")) => DriverArg::Api,
@@ -153,13 +217,28 @@ impl GlobalSettings {
         Ok(GlobalSettings {
             provider,
             driver,
-            api_url: args.api_url.clone().or_else(|| config.api_url.clone()),
-            context: args.context.clone().or_else(|| config.context.clone()),
-            doctl: std::env::var_os(doctl_driver::DOCTL_ENV)
-                .filter(|v| !v.is_empty())
+            api_url: args
+                .api_url
+                .clone()
+                .or_else(|| env_value(env, "DIGITALOCEAN_API_URL"))
+                .or_else(|| config.api_url.clone()),
+            context: args
+                .context
+                .clone()
+                .or_else(|| env_value(env, "DIGITALOCEAN_CONTEXT"))
+                .or_else(|| config.context.clone()),
+            doctl: env_value(env, doctl_driver::DOCTL_ENV)
                 .map(PathBuf::from)
                 .or_else(|| config.doctl.clone()),
-            local_dir: args.local_dir.clone().or_else(|| config.local_dir.clone()),
+            local_dir: args
+                .local_dir
+                .clone()
+                .or_else(|| env_value(env, "SANDBOX_LOCAL_DIR").map(PathBuf::from))
+                .or_else(|| config.local_dir.clone()),
+            progress: !args.no_progress
+                && !env_flag(env, "SANDBOX_NO_PROGRESS")
+                && !args.quiet
+                && args.verbose == 0,
             config,
         })
     }
@@ -245,11 +324,48 @@ mod tests {
     use crate::args::Cli;
 
     fn global(argv: &[&str], config: ConfigFile) -> Result<GlobalSettings> {
+        global_env(argv, config, &[])
+    }
+
+    fn global_env(
+        argv: &[&str],
+        config: ConfigFile,
+        vars: &[(&str, &str)],
+    ) -> Result<GlobalSettings> {
         let mut full = vec!["sandbox"];
         full.extend_from_slice(argv);
         full.extend_from_slice(&["list"]);
         let cli = Cli::try_parse_from(full)?;
-        GlobalSettings::resolve(&cli.global, config)
+        let env = |key: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        GlobalSettings::resolve(&cli.global, config, &env)
+    }
+
+    #[test]
+    fn the_environment_sits_between_flags_and_the_config_file() {
+        let config = ConfigFile {
+            provider: Some("local".into()),
+            api_url: Some("http://config".into()),
+            ..ConfigFile::default()
+        };
+        let vars = [
+            ("SANDBOX_PROVIDER", "digitalocean"),
+            ("DIGITALOCEAN_API_URL", "http://env"),
+            ("SANDBOX_NO_PROGRESS", "1"),
+        ];
+        let s = global_env(&[], config.clone(), &vars).unwrap();
+        assert_eq!(s.provider, ProviderKind::DigitalOcean);
+        assert_eq!(s.api_url.as_deref(), Some("http://env"));
+        assert!(!s.progress);
+        let s = global_env(&["--provider", "local"], config, &vars).unwrap();
+        assert_eq!(s.provider, ProviderKind::Local);
+        let err = global_env(&[], ConfigFile::default(), &[("SANDBOX_DRIVER", "ssh")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SANDBOX_DRIVER=ssh"), "{err}");
     }
 
     #[test]

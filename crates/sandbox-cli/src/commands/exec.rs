@@ -79,7 +79,7 @@ async fn stream(ctx: &Ctx, sandbox: &Sandbox, request: ExecRequest) -> Result<Ex
     let mut events = sandbox
         .exec_stream(request)
         .await
-        .with_context(|| format!("cannot run `{what}` in `{}`", sandbox.name()))?;
+        .with_context(|| format!("cannot run `{what}` in sandbox `{}`", sandbox.name()))?;
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
     loop {
@@ -94,7 +94,9 @@ async fn stream(ctx: &Ctx, sandbox: &Sandbox, request: ExecRequest) -> Result<Ex
         let Some(event) = event else {
             anyhow::bail!("the output of `{what}` ended without an exit status");
         };
-        let written = match event.with_context(|| format!("`{what}` in `{}`", sandbox.name()))? {
+        let written = match event
+            .with_context(|| format!("cannot finish `{what}` in sandbox `{}`", sandbox.name()))?
+        {
             ExecEvent::Stdout(chunk) => ctx.printer.data_bytes(&chunk),
             ExecEvent::Stderr(chunk) => ctx.printer.err_bytes(&chunk),
             ExecEvent::Exit(status) => return Ok(Exit::remote(status)),
@@ -130,7 +132,7 @@ pub(crate) async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<Exit> {
         let output = sandbox
             .exec_with(request)
             .await
-            .with_context(|| format!("cannot run `{what}` in `{}`", sandbox.name()))?;
+            .with_context(|| format!("cannot run `{what}` in sandbox `{}`", sandbox.name()))?;
         ctx.printer.json(&OutputJson::new(&output))?;
         return Ok(Exit::remote(output.status));
     }

@@ -77,6 +77,7 @@ fn check(output: ExecOutput, sandbox: &Sandbox, path: &str, doing: &str) -> Resu
         return Err(CliError::NotFound {
             what: format!("`{path}` in sandbox `{}`", sandbox.name()),
             candidates: Vec::new(),
+            note: None,
         }
         .into());
     }
@@ -128,7 +129,8 @@ pub(crate) fn parse_entries(text: &str) -> Vec<Entry> {
     entries
 }
 
-const LS_SCRIPT: &str = r#"cd -- "$1" || exit 1
+const LS_SCRIPT: &str = r#"[ -e "$1" ] || { printf '%s: No such file or directory\n' "$1" >&2; exit 1; }
+cd -- "$1" || exit 1
 for f in * .[!.]* ..?*; do
   [ -e "$f" ] || [ -L "$f" ] || continue
   stat -c '%F	%s	%A	%Y	%n' -- "$f"

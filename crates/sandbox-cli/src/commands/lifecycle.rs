@@ -259,6 +259,7 @@ pub(crate) async fn url(ctx: &Ctx, args: InfoArgs) -> Result<Exit> {
                 sandbox.name()
             ),
             candidates: Vec::new(),
+            note: None,
         }
         .into()),
     }

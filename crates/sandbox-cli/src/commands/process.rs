@@ -57,7 +57,7 @@ pub(crate) async fn ps(ctx: &Ctx, args: PsArgs) -> Result<Exit> {
                 p.state.clone(),
                 percent(p.cpu),
                 percent(p.mem),
-                p.command.clone(),
+                shorten(&p.command, 100),
             ]
         })
         .collect();
@@ -102,6 +102,16 @@ pub(crate) async fn launch(ctx: &Ctx, args: LaunchArgs) -> Result<Exit> {
         ));
     }
     Ok(Exit::Ok)
+}
+
+/// The first `max` characters of a command line, with `...` when cut.
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(3)).collect();
+    cut.push_str("...");
+    cut
 }
 
 /// Parses `TERM`, `SIGTERM`, `term` or `15`.

@@ -1,0 +1,94 @@
+//! The digitalocean provider against `sandbox emulator`, through the API and through doctl
+//! (the doctl stand-in).
+
+use crate::common::{TestContext, id_of};
+
+macro_rules! emulator_ctx {
+    ($ctx:ident, $emu:ident) => {
+        let Some(mut $ctx) = TestContext::local() else {
+            return;
+        };
+        let $emu = $ctx.start_emulator();
+    };
+}
+
+#[test]
+fn api_driver_lifecycle() {
+    emulator_ctx!(ctx, emu);
+    let created: serde_json::Value = serde_json::from_str(&ctx.ok([
+        "create",
+        "--name",
+        "emu-api",
+        "--component-type",
+        "service",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(created["status"], "ACTIVE");
+    assert_eq!(created["provider"], "digitalocean (api)");
+    assert_eq!(created["component_type"], "service");
+    let url = ctx.ok(["url", "emu-api"]);
+    assert!(url.starts_with("http"), "{url}");
+
+    let output = ctx.run(["exec", "emu-api", "--", "printf 'a\\0b'; exit 9"]);
+    assert_eq!(output.status.code(), Some(9));
+    assert_eq!(output.stdout, b"a\0b");
+    ctx.cmd(["files", "write", "emu-api", "x.txt"])
+        .write_stdin("through the emulator\n")
+        .assert()
+        .success();
+    assert_eq!(
+        ctx.ok(["files", "read", "emu-api", "x.txt"]),
+        "through the emulator\n"
+    );
+    let deploy_logs = ctx.ok(["logs", "emu-api", "--type", "deploy"]);
+    assert!(!deploy_logs.is_empty());
+
+    let id = id_of(&ctx, "emu-api");
+    ctx.ok(["delete", "--id", &id]);
+    assert_eq!(ctx.run(["status", "--id", &id]).status.code(), Some(3));
+    drop(emu);
+}
+
+#[test]
+fn doctl_driver_runs_the_main_job() {
+    emulator_ctx!(ctx, emu);
+    let Ok(standin) = appplatform_emulator::standin_path() else {
+        eprintln!("skipping: the doctl stand-in is not built");
+        return;
+    };
+    ctx.env
+        .push(("DOCTL".into(), standin.to_string_lossy().into_owned()));
+    let output = ctx.run([
+        "--driver",
+        "doctl",
+        "run",
+        "--image",
+        "python",
+        "--",
+        "python3",
+        "-c",
+        "print(6*7)",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "42\n",
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("digitalocean (doctl)"));
+    assert_eq!(ctx.ok(["--driver", "doctl", "list", "--json"]).trim(), "[]");
+    drop(emu);
+}
+
+#[test]
+fn a_wrong_token_is_an_auth_error() {
+    emulator_ctx!(ctx, emu);
+    ctx.env
+        .push(("DIGITALOCEAN_TOKEN".into(), "dop_v1_wrong".into()));
+    let output = ctx.run(["--driver", "api", "list"]);
+    assert_eq!(output.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains(&emu.token), "the token leaked: {stderr}");
+    drop(emu);
+}
