@@ -312,3 +312,181 @@ impl Drop for Running {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The client against scripted terminals: echo, prompts, escapes, CRLF, frames split
+    //! across chunks, look-alike lines, drops and silence.
+
+    use std::collections::VecDeque;
+
+    use async_trait::async_trait;
+    use doctl_driver::TermSize;
+
+    use super::*;
+
+    type Responder = Box<dyn Fn(&str, &str) -> Vec<Vec<u8>> + Send + Sync>;
+
+    /// A terminal that echoes every line (as if `stty -echo` failed), prints prompts and
+    /// escapes, and answers requests through `respond(nonce, line)`.
+    struct Scripted {
+        out: Mutex<VecDeque<Option<Vec<u8>>>>,
+        notify: Notify,
+        nonce: Mutex<String>,
+        respond: Responder,
+        silent: bool,
+    }
+
+    impl Scripted {
+        fn new(respond: Responder) -> Self {
+            let console = Scripted {
+                out: Mutex::new(VecDeque::new()),
+                notify: Notify::new(),
+                nonce: Mutex::new(String::new()),
+                respond,
+                silent: false,
+            };
+            console.push(b"\x1b[?2004hsandbox@box:~/app$ ".to_vec());
+            console
+        }
+
+        fn push(&self, chunk: Vec<u8>) {
+            self.out.lock().unwrap().push_back(Some(chunk));
+            self.notify.notify_one();
+        }
+
+        fn hang_up(&self) {
+            self.out.lock().unwrap().push_back(None);
+            self.notify.notify_one();
+        }
+    }
+
+    #[async_trait]
+    impl Console for Scripted {
+        async fn send(&self, data: &[u8]) -> doctl_driver::Result<()> {
+            if self.silent {
+                return Ok(());
+            }
+            let text = String::from_utf8(data.to_vec()).expect("requests are ASCII");
+            for line in text.lines() {
+                assert!(line.len() <= 1000 && line.bytes().all(|b| (0x20..0x7f).contains(&b)));
+                // Echo, wrapped in bracketed-paste escapes, in two pieces.
+                let echo = format!("{line}\r\n\x1b[?2004l\r");
+                let (a, b) = echo.split_at(echo.len() / 2);
+                self.push(a.as_bytes().to_vec());
+                self.push(b.as_bytes().to_vec());
+                if let Some(rest) = line.strip_prefix(" stty -echo") {
+                    let nonce = rest.rsplit(' ').next().unwrap().to_owned();
+                    *self.nonce.lock().unwrap() = nonce.clone();
+                    self.push(format!("@{nonce}:0:a:\r\nsandbox@box:~/app$ ").into_bytes());
+                } else if line.starts_with("exec sh -c") {
+                    let nonce = self.nonce.lock().unwrap().clone();
+                    self.push(format!("@{nonce}:0:r:1\r\n").into_bytes());
+                } else if line.starts_with("_x ") {
+                    let nonce = self.nonce.lock().unwrap().clone();
+                    let chunks = (self.respond)(&nonce, line);
+                    if chunks.is_empty() {
+                        self.hang_up();
+                    }
+                    for chunk in chunks {
+                        self.push(chunk);
+                    }
+                }
+            }
+            Ok(())
+        }
+
+        async fn recv(&self) -> doctl_driver::Result<Option<Vec<u8>>> {
+            loop {
+                if let Some(item) = self.out.lock().unwrap().pop_front() {
+                    return Ok(item);
+                }
+                self.notify.notified().await;
+            }
+        }
+
+        async fn resize(&self, _size: TermSize) -> doctl_driver::Result<()> {
+            Ok(())
+        }
+
+        async fn close(&self) -> doctl_driver::Result<()> {
+            Ok(())
+        }
+    }
+
+    async fn run(console: Scripted, script: &str) -> crate::Result<crate::ExecOutput> {
+        let channel = Arc::new(Channel::open(Box::new(console), Duration::from_secs(5)).await?);
+        let mut running = channel.start(Mode::Collect, script, None, 0).await?;
+        crate::sandbox::collect(&mut running, script).await
+    }
+
+    #[tokio::test]
+    async fn echo_prompts_escapes_and_split_frames() {
+        let console = Scripted::new(Box::new(|n: &str, line: &str| {
+            assert!(line.ends_with("'printf hi'"), "{line}");
+            let frames = format!(
+                "\x1b[31mjunk@{n}:1:o:aGkK\r\n@ffffffffffffffff:1:x:0\r\nREADY_{n}\r\n\
+                 sandbox@box:~/app$ @{n}:1:e:/wA=\r\n@{n}:1:x:3\r\n"
+            );
+            frames.as_bytes().chunks(3).map(<[u8]>::to_vec).collect()
+        }));
+        let out = run(console, "printf hi").await.unwrap();
+        assert_eq!(out.stdout, b"hi\n");
+        assert_eq!(out.stderr, [0xff, 0x00]);
+        assert_eq!(out.code(), Some(3));
+    }
+
+    #[tokio::test]
+    async fn hang_up_before_the_exit_frame_is_console_lost() {
+        let console = Scripted::new(Box::new(|n: &str, _line: &str| {
+            vec![format!("@{n}:1:o:aGkK\r\n").into_bytes()]
+        }));
+        let channel = Arc::new(
+            Channel::open(Box::new(console), Duration::from_secs(5))
+                .await
+                .unwrap(),
+        );
+        let mut running = channel
+            .start(Mode::Collect, "sleep 9", None, 0)
+            .await
+            .unwrap();
+        channel.shared.close("websocket: close 1006".to_owned());
+        let err = crate::sandbox::collect(&mut running, "sleep 9")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::ConsoleLost { .. }), "{err}");
+        assert!(err.to_string().contains("not retried"), "{err}");
+        assert!(channel.is_closed());
+        let Err(err) = channel.start(Mode::Collect, "true", None, 0).await else {
+            panic!("a closed channel started a command");
+        };
+        assert!(matches!(err, Error::ConsoleLost { .. }));
+    }
+
+    #[tokio::test]
+    async fn remote_end_of_session_is_console_lost() {
+        let console = Scripted::new(Box::new(|_: &str, _: &str| Vec::new()));
+        let err = run(console, "true").await.unwrap_err();
+        assert!(matches!(err, Error::ConsoleLost { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn corrupt_frame_is_a_protocol_error() {
+        let console = Scripted::new(Box::new(|n: &str, _: &str| {
+            vec![format!("@{n}:1:o:not base64!\r\n@{n}:1:x:0\r\n").into_bytes()]
+        }));
+        let err = run(console, "true").await.unwrap_err();
+        assert!(matches!(err, Error::Protocol { .. }), "{err}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silent_terminal_fails_the_bootstrap_with_a_timeout() {
+        let mut console = Scripted::new(Box::new(|_: &str, _: &str| Vec::new()));
+        console.silent = true;
+        let err = Channel::open(Box::new(console), Duration::from_secs(10))
+            .await
+            .unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        assert!(err.to_string().contains("quiet the terminal"), "{err}");
+    }
+}

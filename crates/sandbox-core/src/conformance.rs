@@ -3,9 +3,13 @@
 //! [`conformance_tests!`](crate::conformance_tests) expands to one `#[tokio::test]` per case,
 //! for a target made by an async function you name:
 //!
-//! ```ignore
-//! async fn local() -> sandbox_core::conformance::Target { /* ... */ }
-//! sandbox_core::conformance_tests!(local);
+//! ```no_run
+//! async fn my_platform() -> sandbox_core::conformance::Target {
+//!     let platform = sandbox_core::testing::PtyPlatform::new().expect("platform");
+//!     sandbox_core::conformance::Target::new(std::sync::Arc::new(platform))
+//! }
+//! sandbox_core::conformance_tests!(my_platform; exec_basics, concurrent_commands);
+//! # fn main() {}
 //! ```
 //!
 //! Each case creates its own sandbox (a python worker with a unique name) on the target's

@@ -637,7 +637,7 @@ fn remote_timeout(timeout: Option<Duration>) -> u64 {
     timeout.map_or(0, |t| t.as_secs() + 2)
 }
 
-async fn collect(running: &mut Running, display: &str) -> Result<ExecOutput> {
+pub(crate) async fn collect(running: &mut Running, display: &str) -> Result<ExecOutput> {
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();
     loop {
@@ -820,5 +820,185 @@ where
             Err(e)
         }
         Ok(Ok(value)) => deleted.map(|()| value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use doctl_driver::wire::WireApp;
+    use doctl_driver::{Console, Deployment, Instance, LogStream, LogsRequest};
+
+    use super::*;
+
+    /// A platform whose one app walks through scripted deployment JSON documents.
+    #[derive(Debug)]
+    struct Scripted {
+        phases: Mutex<Vec<serde_json::Value>>,
+        deleted: Mutex<Vec<String>>,
+        spec: Mutex<Option<appspec::AppSpec>>,
+    }
+
+    impl Scripted {
+        fn new(phases: Vec<serde_json::Value>) -> Arc<Self> {
+            Arc::new(Scripted {
+                phases: Mutex::new(phases),
+                deleted: Mutex::new(Vec::new()),
+                spec: Mutex::new(None),
+            })
+        }
+
+        fn app(&self) -> doctl_driver::Result<App> {
+            let spec = self.spec.lock().unwrap().clone().expect("created");
+            let mut phases = self.phases.lock().unwrap();
+            let fields = if phases.len() > 1 {
+                phases.remove(0)
+            } else {
+                phases[0].clone()
+            };
+            let mut json = serde_json::json!({"id": "app-1", "spec": spec});
+            for (k, v) in fields.as_object().unwrap() {
+                json[k] = v.clone();
+            }
+            let wire: WireApp = serde_json::from_value(json).unwrap();
+            App::try_from(wire)
+        }
+    }
+
+    #[async_trait]
+    impl Platform for Scripted {
+        fn kind(&self) -> &'static str {
+            "scripted"
+        }
+        async fn create_app(&self, spec: &appspec::AppSpec) -> doctl_driver::Result<App> {
+            *self.spec.lock().unwrap() = Some(spec.clone());
+            self.app()
+        }
+        async fn get_app(&self, app_id: &str) -> doctl_driver::Result<App> {
+            if self.deleted.lock().unwrap().iter().any(|d| d == app_id) {
+                return Err(doctl_driver::Error::not_found(format!("app `{app_id}`")));
+            }
+            self.app()
+        }
+        async fn list_apps(&self) -> doctl_driver::Result<Vec<App>> {
+            Ok(vec![self.app()?])
+        }
+        async fn delete_app(&self, app_id: &str) -> doctl_driver::Result<()> {
+            self.deleted.lock().unwrap().push(app_id.to_owned());
+            Ok(())
+        }
+        async fn list_deployments(&self, _: &str) -> doctl_driver::Result<Vec<Deployment>> {
+            Ok(Vec::new())
+        }
+        async fn list_instances(&self, _: &str) -> doctl_driver::Result<Vec<Instance>> {
+            Ok(Vec::new())
+        }
+        async fn open_console(&self, _: &ConsoleTarget) -> doctl_driver::Result<Box<dyn Console>> {
+            Err(doctl_driver::Error::other("no consoles here"))
+        }
+        async fn logs(&self, _: &LogsRequest) -> doctl_driver::Result<LogStream> {
+            Err(doctl_driver::Error::other("no logs here"))
+        }
+    }
+
+    fn deploying(phase: &str) -> serde_json::Value {
+        serde_json::json!({"in_progress_deployment": {"id": "d1", "phase": phase}})
+    }
+
+    fn failed() -> serde_json::Value {
+        serde_json::json!({"in_progress_deployment": {"id": "d1", "phase": "ERROR",
+            "progress": {"steps": [{"name": "build", "status": "SUCCESS"},
+                {"name": "deploy", "status": "ERROR", "reason": {"code": "x", "message": "image pull failed"}}]}}})
+    }
+
+    fn active() -> serde_json::Value {
+        serde_json::json!({"active_deployment": {"id": "d1", "phase": "ACTIVE"},
+            "live_url": "https://sandbox-x.ondigitalocean.app"})
+    }
+
+    fn builder(platform: Arc<Scripted>) -> SandboxBuilder {
+        Sandbox::builder()
+            .defaults(TemplateDefaults::default())
+            .name("scripted-box")
+            .component_type(ComponentType::Service)
+            .platform(platform)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn create_waits_through_phases_until_active() {
+        let platform = Scripted::new(vec![
+            deploying("PENDING_BUILD"),
+            deploying("BUILDING"),
+            deploying("DEPLOYING"),
+            active(),
+        ]);
+        let sandbox = builder(Arc::clone(&platform)).create().await.unwrap();
+        assert_eq!(sandbox.name(), "scripted-box");
+        assert_eq!(
+            sandbox.url().await.unwrap().as_deref(),
+            Some("https://sandbox-x.ondigitalocean.app")
+        );
+        assert!(platform.deleted.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_deployment_returns_at_once_with_reason_and_deletes() {
+        let platform = Scripted::new(vec![deploying("BUILDING"), failed()]);
+        let start = Instant::now();
+        let err = builder(Arc::clone(&platform)).create().await.unwrap_err();
+        match &err {
+            Error::DeploymentFailed { phase, reason, .. } => {
+                assert_eq!(*phase, doctl_driver::DeploymentPhase::Error);
+                assert!(
+                    reason
+                        .as_deref()
+                        .unwrap_or_default()
+                        .contains("image pull failed"),
+                    "{err}"
+                );
+            }
+            other => panic!("unexpected {other}"),
+        }
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert_eq!(platform.deleted.lock().unwrap().as_slice(), ["app-1"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn readiness_timeout_names_the_last_status() {
+        let platform = Scripted::new(vec![deploying("DEPLOYING")]);
+        let err = builder(Arc::clone(&platform))
+            .timeout(Duration::from_secs(30))
+            .create()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::NotReady { .. }), "{err}");
+        assert!(err.to_string().contains("DEPLOYING"), "{err}");
+        assert!(err.is_retryable());
+        assert_eq!(platform.deleted.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn no_wait_and_list_and_missing_platform() {
+        let platform = Scripted::new(vec![deploying("PENDING_BUILD")]);
+        let sandbox = builder(Arc::clone(&platform))
+            .wait_ready(false)
+            .create()
+            .await
+            .unwrap();
+        assert!(matches!(
+            sandbox.status().await.unwrap(),
+            AppStatus::Deploying { .. }
+        ));
+        let listed = Sandbox::list(platform.as_ref()).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].component_type, ComponentType::Service);
+        let err = Sandbox::builder().create().await.unwrap_err();
+        assert!(err.to_string().contains("platform"), "{err}");
+        let err = Sandbox::builder().name("Bad_Name").spec().unwrap_err();
+        assert!(matches!(err, Error::Spec(_)));
+        let err = sandbox.exec("true").await.unwrap_err();
+        assert!(err.to_string().contains("platform error"), "{err}");
     }
 }
