@@ -1,0 +1,229 @@
+//! The one error type of this crate.
+
+use std::path::PathBuf;
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a file operation failed. Every variant names the path, the setting or the object key
+/// it is about.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A path in the sandbox does not exist.
+    #[error("`{path}` does not exist in the sandbox")]
+    NotFound {
+        /// The sandbox path.
+        path: String,
+    },
+    /// A path in the sandbox is a directory where a file was expected.
+    #[error("`{path}` is a directory in the sandbox, not a file")]
+    IsADirectory {
+        /// The sandbox path.
+        path: String,
+    },
+    /// A path in the sandbox (or one of its parents) is not a directory where one was expected.
+    #[error("`{path}` is not a directory in the sandbox")]
+    NotADirectory {
+        /// The sandbox path.
+        path: String,
+    },
+    /// A path in the sandbox already exists.
+    #[error("`{path}` already exists in the sandbox")]
+    AlreadyExists {
+        /// The sandbox path.
+        path: String,
+    },
+    /// The sandbox user may not do this to the path.
+    #[error("permission denied on `{path}` in the sandbox{}", detail(message))]
+    PermissionDenied {
+        /// The sandbox path.
+        path: String,
+        /// What the sandbox said.
+        message: String,
+    },
+    /// A file in the sandbox is not valid UTF-8 where text was asked for.
+    #[error("`{path}` is not valid UTF-8 text (byte {valid_up_to} starts an invalid sequence)")]
+    NotUtf8 {
+        /// The sandbox path.
+        path: String,
+        /// How many leading bytes are valid UTF-8.
+        valid_up_to: usize,
+    },
+    /// A local file or folder does not exist.
+    #[error("local path `{}` does not exist", path.display())]
+    LocalNotFound {
+        /// The local path.
+        path: PathBuf,
+    },
+    /// A local path is a directory where a file was expected, or the reverse.
+    #[error("local path `{}` {}", path.display(), if *expected_dir { "is not a directory" } else { "is a directory, not a file" })]
+    LocalKind {
+        /// The local path.
+        path: PathBuf,
+        /// Whether a directory was expected (a file otherwise).
+        expected_dir: bool,
+    },
+    /// Reading or writing a local file failed.
+    #[error("local I/O on `{}` failed while {action}", path.display())]
+    Local {
+        /// The local path.
+        path: PathBuf,
+        /// What was being done.
+        action: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An argument breaks a rule before anything is sent.
+    #[error("invalid {name} `{value}`: {reason}")]
+    InvalidArgument {
+        /// Which argument (for example "mode").
+        name: String,
+        /// The value given (paths shown with escapes).
+        value: String,
+        /// The rule it breaks.
+        reason: String,
+    },
+    /// A remote command failed in a way none of the other variants describes.
+    #[error(
+        "{operation} `{path}` failed in the sandbox ({status}){}",
+        detail(stderr)
+    )]
+    Remote {
+        /// What was being done (for example "write").
+        operation: String,
+        /// The sandbox path.
+        path: String,
+        /// How the command ended.
+        status: sandbox_core::ExitStatus,
+        /// The end of its standard error.
+        stderr: String,
+    },
+    /// A transfer ended with a different number of bytes than expected; nothing was put in
+    /// place.
+    #[error("transfer of `{path}` is incomplete: expected {expected} bytes, got {actual}")]
+    Incomplete {
+        /// The sandbox path.
+        path: String,
+        /// Bytes expected.
+        expected: u64,
+        /// Bytes received or written.
+        actual: u64,
+    },
+    /// A large transfer was asked for, but no object store is configured.
+    #[error(
+        "Spaces is not configured: {missing} (set SPACES_ACCESS_KEY, SPACES_SECRET_KEY, SPACES_BUCKET and SPACES_REGION, or pass a SpacesConfig)"
+    )]
+    SpacesNotConfigured {
+        /// Which setting is missing or why no store is available.
+        missing: String,
+    },
+    /// The object store refused the credentials (access key id or secret key).
+    #[error(
+        "the object store refused the credentials for `{key}` ({code}: {message}); check SPACES_ACCESS_KEY and SPACES_SECRET_KEY"
+    )]
+    BadCredentials {
+        /// The object key.
+        key: String,
+        /// The store's error code (for example `SignatureDoesNotMatch`).
+        code: String,
+        /// The store's message.
+        message: String,
+    },
+    /// A presigned URL had expired when it was used.
+    #[error("the presigned URL for `{key}` expired before the transfer ({message})")]
+    UrlExpired {
+        /// The object key.
+        key: String,
+        /// The store's message.
+        message: String,
+    },
+    /// The object store (or the HTTP transfer to or from it) failed.
+    #[error("object store {operation} of `{key}` failed: {message}")]
+    ObjectStore {
+        /// What was being done (for example "upload").
+        operation: String,
+        /// The object key.
+        key: String,
+        /// What went wrong (never a presigned URL's signature).
+        message: String,
+    },
+    /// Running a command in the sandbox failed (console, timeout, protocol).
+    #[error("sandbox command for {operation} `{path}` failed")]
+    Exec {
+        /// What was being done.
+        operation: String,
+        /// The sandbox path.
+        path: String,
+        /// The cause.
+        #[source]
+        source: sandbox_core::Error,
+    },
+}
+
+impl Error {
+    /// Builds an [`Error::ObjectStore`] (for [`ObjectStore`](crate::ObjectStore) implementations).
+    pub fn object_store(
+        operation: impl Into<String>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::ObjectStore {
+            operation: operation.into(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Whether the path (remote or local) does not exist.
+    #[must_use]
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotFound { .. } | Error::LocalNotFound { .. })
+    }
+
+    /// Whether trying again may succeed (a lost console or a timeout of the sandbox command).
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Exec { source, .. } => source.is_retryable(),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn invalid(
+        name: impl Into<String>,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::InvalidArgument {
+            name: name.into(),
+            value: value.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn local(
+        path: impl Into<PathBuf>,
+        action: impl Into<String>,
+        source: std::io::Error,
+    ) -> Self {
+        let path = path.into();
+        if source.kind() == std::io::ErrorKind::NotFound {
+            return Error::LocalNotFound { path };
+        }
+        Error::Local {
+            path,
+            action: action.into(),
+            source,
+        }
+    }
+}
+
+fn detail(text: &str) -> String {
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {text}")
+    }
+}

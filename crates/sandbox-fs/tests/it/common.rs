@@ -1,0 +1,210 @@
+//! Test setup: sandboxes on the local provider and through the emulator, and an
+//! S3-compatible server (s3s-fs) on loopback.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Duration;
+
+use appspec::{ComponentType, ImageKind, TemplateDefaults};
+use doctl_driver::{DoApi, DoApiConfig, Doctl, DoctlConfig, Platform, Token};
+use sandbox_core::Sandbox;
+
+/// A sandbox and what must outlive it; deletes the sandbox on drop.
+pub struct Target {
+    pub sandbox: Sandbox,
+    _guard: Box<dyn Any + Send + Sync>,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let sandbox = self.sandbox.clone();
+        // Best effort: the platform (and its state folder) goes away with the guard anyway.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let _ = std::thread::spawn(move || {
+                handle.block_on(async move {
+                    let _ = tokio::time::timeout(Duration::from_secs(30), sandbox.delete()).await;
+                })
+            })
+            .join();
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Via {
+    Local,
+    Doctl,
+    Api,
+}
+
+fn local_platform(dir: &std::path::Path) -> Option<sandbox_local::LocalPlatform> {
+    let platform = sandbox_local::LocalPlatform::new(sandbox_local::LocalConfig::new(dir))
+        .expect("local platform");
+    if let Err(e) = platform.check_host() {
+        eprintln!("local sandboxes cannot run here: {e}");
+        return None;
+    }
+    Some(platform)
+}
+
+/// A fresh python worker sandbox reached the given way, or `None` (with a printed reason)
+/// where the kernel cannot run local sandboxes.
+pub async fn sandbox(via: Via) -> Option<Target> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backend = local_platform(dir.path())?;
+    let (platform, guard): (Arc<dyn Platform>, Box<dyn Any + Send + Sync>) = match via {
+        Via::Local => (Arc::new(backend), Box::new(dir)),
+        Via::Doctl | Via::Api => {
+            let emulator = appplatform_emulator::Emulator::builder()
+                .backend(Arc::new(backend))
+                .pace(Duration::ZERO)
+                .start()
+                .await
+                .expect("emulator");
+            let token = Token::new(emulator.token());
+            let platform: Arc<dyn Platform> = match via {
+                Via::Doctl => Arc::new(Doctl::new(
+                    DoctlConfig::new()
+                        .with_binary(appplatform_emulator::standin_path().expect("doctl stand-in"))
+                        .with_token(token)
+                        .with_api_url(emulator.url())
+                        .with_command_timeout(Duration::from_secs(60)),
+                )),
+                _ => Arc::new(
+                    DoApi::new(
+                        DoApiConfig::new()
+                            .with_token(token)
+                            .with_base_url(emulator.url())
+                            .with_request_timeout(Duration::from_secs(60)),
+                    )
+                    .expect("DoApi"),
+                ),
+            };
+            (platform, Box::new((emulator, dir)))
+        }
+    };
+    let name = format!("fs-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let sandbox = Sandbox::builder()
+        .image(ImageKind::Python)
+        .component_type(ComponentType::Worker)
+        .name(name)
+        .defaults(TemplateDefaults::default())
+        .timeout(Duration::from_secs(120))
+        .platform(platform)
+        .create()
+        .await
+        .expect("create sandbox");
+    Some(Target {
+        sandbox,
+        _guard: guard,
+    })
+}
+
+/// An S3-compatible server (s3s-fs over a temp folder) on 127.0.0.1, with one bucket and one
+/// key pair. Stops when dropped.
+#[cfg_attr(not(feature = "spaces"), allow(dead_code))]
+pub struct S3Server {
+    pub endpoint: String,
+    pub bucket: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub root: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+#[cfg_attr(not(feature = "spaces"), allow(dead_code))]
+impl S3Server {
+    pub async fn start() -> S3Server {
+        let root = tempfile::tempdir().expect("s3 root");
+        let bucket = "sandbox-test".to_owned();
+        std::fs::create_dir(root.path().join(&bucket)).expect("bucket folder");
+        let access_key = "AKIDSANDBOXTEST".to_owned();
+        let secret_key = format!("secret-{}", uuid::Uuid::new_v4().simple());
+        let fs = s3s_fs::FileSystem::new(root.path()).expect("s3s-fs");
+        let mut builder = s3s::service::S3ServiceBuilder::new(fs);
+        builder.set_auth(s3s::auth::SimpleAuth::from_single(
+            access_key.clone(),
+            secret_key.clone(),
+        ));
+        let service = builder.build();
+        let app = axum::Router::new().fallback_service(axum::error_handling::HandleError::new(
+            service,
+            |e: s3s::HttpError| async move {
+                (
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("s3 service error: {e:?}"),
+                )
+            },
+        ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        S3Server {
+            endpoint: format!("http://{addr}"),
+            bucket,
+            access_key,
+            secret_key,
+            root,
+            stop: Some(stop),
+        }
+    }
+
+    pub fn config(&self) -> sandbox_fs::SpacesConfig {
+        sandbox_fs::SpacesConfig::new(&self.bucket, "nyc3", &self.access_key, &self.secret_key)
+            .with_endpoint(&self.endpoint)
+    }
+
+    /// The objects in the bucket (relative paths of the files s3s-fs keeps).
+    pub fn objects(&self) -> Vec<String> {
+        fn walk(dir: &std::path::Path, base: &std::path::Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, base, out);
+                } else if let Ok(rel) = path.strip_prefix(base) {
+                    let rel = rel.to_string_lossy().into_owned();
+                    if !rel.contains(".s3s") && !rel.ends_with(".json") {
+                        out.push(rel);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        let base = self.root.path().join(&self.bucket);
+        walk(&base, &base, &mut out);
+        out
+    }
+}
+
+#[cfg_attr(not(feature = "spaces"), allow(dead_code))]
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Deterministic bytes covering every value (a simple generator, no dependency).
+pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 56) as u8
+        })
+        .collect()
+}
