@@ -9,6 +9,8 @@ _f() { printf '@%s:%s:%s:%s\n' "$N" "$1" "$2" "$3"; }
 _w() { if [ ${#3} -le 900 ]; then _f "$@"; else _f "$@" | dd ibs=65536 obs=1048576 2>/dev/null; fi; }
 _c() {
   [ -s "$3" ] || return 0
+  z=; read -r _ z <"/proc/self/fdinfo/$4" 2>/dev/null
+  case $z in ''|*[!0-9]*) ;; *) [ "$z" -le 393216 ] && { c=$(base64 -w0 "$3") && _w "$1" "$2" "$c"; return; };; esac
   k=0
   while c=$(dd if="$3" bs=393216 skip=$k count=1 2>/dev/null | base64 -w0); [ -n "$c" ]; do
     _w "$1" "$2" "$c"; [ ${#c} -lt 524288 ] && break; k=$((k+1))
@@ -30,11 +32,12 @@ _j() {
     _s "$i" o <"$o" & a=$!
     _s "$i" e <"$e" & b=$!
   fi
-  timeout -s KILL "$3" sh -c "$_S" <"$n" >"$o" 2>"$e" & p=$!
+  exec 3>"$o" 4>"$e"
+  timeout -s KILL "$3" sh -c "$_S" <"$n" >&3 2>&4 3>&- 4>&- & p=$!
   echo "$p" >"$D/$i.p"
   [ -f "$D/$i.k" ] && { kill -9 -"$p" 2>/dev/null || kill -9 "$p" 2>/dev/null; }
   wait "$p"; r=$?
-  if [ "$2" = s ]; then wait "$a" "$b"; else _c "$i" o "$o"; _c "$i" e "$e"; fi
+  if [ "$2" = s ]; then exec 3>&- 4>&-; wait "$a" "$b"; else _c "$i" o "$o" 3; _c "$i" e "$e" 4; fi
   _f "$i" x "$r"
   : >"$D/$i.d"
 }
