@@ -103,7 +103,14 @@ impl LocalConsole {
             cmd.arg(format!("--setuid={SANDBOX_UID}"))
                 .arg(format!("--setgid={SANDBOX_UID}"));
         }
-        cmd.args(["--", "/bin/bash", "-i"]);
+        cmd.args([
+            "--",
+            "/usr/bin/setpriv",
+            "--no-new-privs",
+            "--",
+            "/bin/bash",
+            "-i",
+        ]);
         cmd.env_clear();
         for (key, value) in &record.env {
             cmd.env(key, value);

@@ -71,18 +71,19 @@ else
   AS_SANDBOX=(setpriv --reuid="$SBX_UID" --regid="$SBX_GID" --clear-groups --no-new-privs \
     --ambient-caps=-all --inh-caps=-all --bounding-set=-all --)
 fi
-run_as_sandbox() { env -i "${SANDBOX_ENV[@]}" "${AS_SANDBOX[@]}" "$@" 6>&- 7>&- 9>&-; }
+# Replaces the calling (sub)shell with a program running as user `sandbox`.
+exec_as_sandbox() { exec env -i "${SANDBOX_ENV[@]}" "${AS_SANDBOX[@]}" "$@" 6>&- 7>&- 9>&-; }
 
 case "$SBX_RUNTIME" in
   python) echo "Python: $(python3 --version 2>&1)" ;;
-  node) echo "Node.js: $(node --version 2>&1)"; echo "npm: $(npm --version 2>/dev/null || echo 'not installed')" ;;
+  node) echo "Node.js: $(node --version 2>&1)" ;;
 esac
 if [ -n "$SBX_HEALTH_PORT" ]; then
-  run_as_sandbox python3 /run/sandbox/health.py "$SBX_HEALTH_HOST" "$SBX_HEALTH_PORT" &
+  ( exec_as_sandbox python3 /run/sandbox/health.py "$SBX_HEALTH_HOST" "$SBX_HEALTH_PORT" ) &
 fi
 if [ -n "$SBX_RUN_COMMAND" ]; then
   echo "Running: $SBX_RUN_COMMAND"
-  ( run_as_sandbox /bin/bash -c "$SBX_RUN_COMMAND"; echo "run command exited with status $?" ) &
+  ( ( exec_as_sandbox /bin/bash -c "$SBX_RUN_COMMAND" ); echo "run command exited with status $?" ) &
 fi
 echo "=========================================="
 echo " Sandbox $SBX_HOSTNAME is ready"
