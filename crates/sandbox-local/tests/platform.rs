@@ -168,10 +168,7 @@ async fn dead_supervisor_is_reported_and_delete_still_works() {
     let json: serde_json::Value = serde_json::from_str(&state).expect("json");
     let pid = json["supervisor"]["pid"].as_i64().expect("supervisor pid");
     assert!(json["supervisor"]["start_time"].as_u64().is_some());
-    let status = std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status();
-    assert!(status.expect("kill").success());
+    common::kill(pid);
 
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let app = loop {
@@ -417,10 +414,7 @@ async fn pasta_ends_with_its_sandbox() {
         return;
     };
     let supervisor = state["supervisor"]["pid"].as_i64().expect("supervisor");
-    let status = std::process::Command::new("kill")
-        .args(["-KILL", &supervisor.to_string()])
-        .status();
-    assert!(status.expect("kill").success());
+    common::kill(supervisor);
     wait_gone(pasta, "pasta").await;
 }
 

@@ -184,3 +184,12 @@ impl Term {
         }
     }
 }
+
+/// SIGKILLs a process.
+pub fn kill(pid: i64) {
+    let pid = rustix::process::Pid::from_raw(i32::try_from(pid).expect("pid")).expect("pid > 0");
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("kill");
+}
+
+/// What `ps -e -o pid=,comm=` prints, from /proc (procps may be missing on minimal machines).
+pub const PS: &str = "for p in /proc/[0-9]*; do echo \"${p#/proc/} $(cat $p/comm)\"; done";
