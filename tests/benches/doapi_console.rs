@@ -36,6 +36,14 @@ impl Figures {
         sorted[(sorted.len() * 9 / 10).min(sorted.len() - 1)]
     }
 
+    fn mean(&self) -> Duration {
+        self.round_trips.iter().sum::<Duration>() / self.round_trips.len().max(1) as u32
+    }
+
+    fn min(&self) -> Duration {
+        self.round_trips.iter().min().copied().unwrap_or_default()
+    }
+
     fn throughput(&self) -> f64 {
         self.input_bytes as f64 / self.input_time.as_secs_f64()
     }
@@ -114,21 +122,24 @@ async fn main() {
         }
     }
     println!("rounds: {rounds}, input: {kib} KiB\n");
-    println!("| driver | echo round trip (median) | p90 | input throughput |");
-    println!("| --- | --- | --- | --- |");
+    println!("| driver | echo round trip: min | median | mean | p90 | input throughput |");
+    println!("| --- | --- | --- | --- | --- | --- |");
     for f in &all {
         println!(
-            "| {:?} | {} | {} | {:.0} KiB/s |",
+            "| {:?} | {} | {} | {} | {} | {:.0} KiB/s |",
             f.driver,
+            ms(f.min()),
             ms(f.median()),
+            ms(f.mean()),
             ms(f.p90()),
             f.throughput() / 1024.0
         );
     }
     if let [api, doctl] = all.as_slice() {
         println!(
-            "\nDoApi vs Doctl: round trip {:.2}x faster, input {:.2}x faster",
+            "\nDoctl / DoApi: round trip median {:.1}x, mean {:.1}x; DoApi / Doctl input {:.0}x",
             doctl.median().as_secs_f64() / api.median().as_secs_f64(),
+            doctl.mean().as_secs_f64() / api.mean().as_secs_f64(),
             api.throughput() / doctl.throughput()
         );
     }

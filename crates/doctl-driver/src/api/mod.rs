@@ -175,6 +175,36 @@ impl DoApiConfig {
 /// and connection errors with a bounded backoff that honours `retry-after`; a create is
 /// retried only where the API certainly did nothing. Consoles speak doctl's WebSocket
 /// protocol, with input in frames of many bytes.
+///
+/// # Example
+///
+/// ```no_run
+/// use appspec::{ComponentType, ImageKind, SandboxTemplate};
+/// use doctl_driver::{ConsoleTarget, DoApi, DoApiConfig, Platform};
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// // Token from DIGITALOCEAN_TOKEN, DIGITALOCEAN_ACCESS_TOKEN or `doctl auth init`.
+/// let api = DoApi::new(DoApiConfig::new())?;
+/// let spec = SandboxTemplate::new(ImageKind::Python, ComponentType::Worker)
+///     .name("demo-sandbox")
+///     .build()?;
+/// let app = api.create_app(&spec).await?;
+/// while !api.get_app(&app.id).await?.status().is_active() {
+///     tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+/// }
+///
+/// let console = api.open_console(&ConsoleTarget::new(&app.id, "sandbox")).await?;
+/// console.send(b"python3 -c 'print(6*7)'\r").await?;
+/// while let Some(output) = console.recv().await? {
+///     if String::from_utf8_lossy(&output).contains("42") {
+///         break;
+///     }
+/// }
+/// console.close().await?;
+/// api.delete_app(&app.id).await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct DoApi {
     http: Http,
