@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)] // a test file: a failed unwrap is a failed test
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,10 @@ enum Seen {
 struct Fake {
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// Upgrades still to refuse with 403.
+    refuse: Arc<AtomicU32>,
+    /// Exec URLs handed out.
+    issued: Arc<AtomicU32>,
 }
 
 impl Fake {
@@ -79,12 +84,15 @@ async fn fake_exec_server() -> Fake {
     let fake = Fake {
         addr,
         seen: Arc::new(Mutex::new(Vec::new())),
+        refuse: Arc::new(AtomicU32::new(0)),
+        issued: Arc::new(AtomicU32::new(0)),
     };
     let app = Router::new()
         .route(
             "/v2/apps/{app}/components/{component}/exec",
             get(
                 |State(fake): State<Fake>, Path((_app, _c)): Path<(String, String)>| async move {
+                    fake.issued.fetch_add(1, Ordering::SeqCst);
                     axum::Json(
                         json!({"url": format!("ws://{}/exec?token=one-time-secret", fake.addr)}),
                     )
@@ -95,6 +103,13 @@ async fn fake_exec_server() -> Fake {
             "/exec",
             get(
                 |State(fake): State<Fake>, upgrade: WebSocketUpgrade| async move {
+                    let refused = fake
+                        .refuse
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok();
+                    if refused {
+                        return (axum::http::StatusCode::FORBIDDEN, "forbidden").into_response();
+                    }
                     let response: Response =
                         upgrade.on_upgrade(move |socket| session(fake, socket));
                     response.into_response()
@@ -439,4 +454,26 @@ async fn token_from_doctl_config_context() {
     .unwrap();
     let err = within(api.list_apps()).await.expect_err("wrong token");
     assert!(matches!(err, Error::NotAuthenticated { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_refused_upgrade_is_retried_with_a_new_exec_url() {
+    let fake = fake_exec_server().await;
+    fake.refuse.store(1, Ordering::SeqCst);
+    let _console = open(&fake).await;
+    assert_eq!(fake.issued.load(Ordering::SeqCst), 2, "a second exec URL");
+
+    // Refused every time: an error, after a bounded number of tries.
+    let fake = fake_exec_server().await;
+    fake.refuse.store(100, Ordering::SeqCst);
+    let api = api_for(format!("http://{}", fake.addr), "t");
+    let err = within(api.open_console(&ConsoleTarget::new("a", "sandbox")))
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(err, Error::ConsoleLost { ref reason } if reason.contains("403")),
+        "{err:?}"
+    );
+    assert_eq!(fake.issued.load(Ordering::SeqCst), 3);
 }

@@ -46,6 +46,7 @@ suite!(
     bad_token_is_not_authenticated,
     rate_limits_are_retried_then_reported,
     server_errors_are_retried_then_reported,
+    failed_deployment_is_seen_with_its_reason,
 );
 
 /// Create a python worker, a python service and a node worker; read them back every way;
@@ -393,4 +394,37 @@ async fn server_errors_are_retried_then_reported(bench: Bench) {
         assert_eq!(creates, 1, "one POST only");
     }
     faults.clear();
+}
+
+/// A deployment that fails shows as failed, with the reason App Platform gives.
+async fn failed_deployment_is_seen_with_its_reason(bench: Bench) {
+    bench
+        .emulator
+        .faults()
+        .fail_next_deployment("container exited with code 3");
+    let created = within(
+        bench
+            .platform
+            .create_app(&spec(ImageKind::Python, ComponentType::Worker)),
+    )
+    .await
+    .expect("create_app");
+    let status = within(async {
+        loop {
+            let app = bench.platform.get_app(&created.id).await.expect("get_app");
+            let status = app.status();
+            if status.is_failed() || status.is_active() {
+                return status;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    match status {
+        doctl_driver::AppStatus::Failed { reason, .. } => {
+            let reason = reason.unwrap_or_default();
+            assert!(reason.contains("exited with code 3"), "{reason}");
+        }
+        other => panic!("expected a failed deployment, got {other:?}"),
+    }
 }
