@@ -380,6 +380,7 @@ pub(crate) fn prepare_dir(launch: &Launch<'_>, host: &Host) -> Result<()> {
         )
         .as_bytes(),
     )?;
+    write("resolv.conf", resolv_conf(launch.net).as_bytes())?;
     let mut env = Vec::new();
     for (key, value) in launch.env {
         env.extend_from_slice(key.as_bytes());
@@ -389,6 +390,29 @@ pub(crate) fn prepare_dir(launch: &Launch<'_>, host: &Host) -> Result<()> {
     }
     write("env", &env)?;
     Ok(())
+}
+
+/// The address a sandbox with its own network sends DNS queries to; pasta forwards them to
+/// the host's resolver (which may listen on the host's loopback, out of the sandbox's reach).
+pub(crate) const DNS_FORWARD: &str = "169.254.0.53";
+
+/// The sandbox's resolv.conf: the host's, with the name servers replaced by
+/// [`DNS_FORWARD`] when the sandbox has its own network.
+fn resolv_conf(net: Net) -> String {
+    let host = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    match net {
+        Net::Host => host,
+        Net::Pasta => {
+            let mut out = format!("nameserver {DNS_FORWARD}\n");
+            for line in host.lines() {
+                if !line.trim_start().starts_with("nameserver") {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+            out
+        }
+    }
 }
 
 /// Starts the supervisor detached from the caller (new session, reparented to init), waits for
@@ -574,6 +598,8 @@ fn start_pasta(
             "none",
             "--udp-ns",
             "none",
+            "--dns-forward",
+            DNS_FORWARD,
         ])
         .arg("--log-file")
         .arg(run.join("pasta.log"))

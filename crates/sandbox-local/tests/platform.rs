@@ -430,3 +430,40 @@ async fn a_sandbox_whose_folder_vanished_ends_itself() {
     wait_gone(supervisor, "the sandbox's PID 1").await;
     wait_gone(holder, "the sandbox's unshare").await;
 }
+
+#[tokio::test]
+async fn service_resolv_conf_points_at_pasta_dns_forwarding() {
+    require_sandboxes!();
+    let env = Env::new();
+    let sandbox = env.create(ImageKind::Python, ComponentType::Service).await;
+    let resolv = sandbox.run("grep ^nameserver /etc/resolv.conf").await;
+    if sandbox_uses_pasta(&env, sandbox.id()) {
+        assert_eq!(resolv, "nameserver 169.254.0.53\n");
+    } else {
+        assert!(!resolv.is_empty(), "the host's name servers: {resolv}");
+    }
+    assert!(
+        sandbox
+            .run("getent hosts localhost")
+            .await
+            .contains("localhost")
+    );
+}
+
+/// Needs outbound network (not available in CI): `cargo test -p sandbox-local -- --ignored`.
+#[tokio::test]
+#[ignore = "needs outbound network"]
+async fn outbound_network_from_workers_and_services() {
+    require_sandboxes!();
+    let env = Env::new();
+    for component in [ComponentType::Worker, ComponentType::Service] {
+        let sandbox = env.create(ImageKind::Python, component).await;
+        let out = sandbox
+            .run(
+                "python3 -c \"import urllib.request as u; \
+                 print(u.urlopen('https://deb.debian.org/', timeout=10).status)\"",
+            )
+            .await;
+        assert_eq!(out, "200\n", "{component:?}");
+    }
+}

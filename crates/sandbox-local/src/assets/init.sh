@@ -53,6 +53,15 @@ mount -t tmpfs -o mode=0755,size=8m,nosuid,nodev sandbox-run run
 mount -t tmpfs -o mode=0755,size=64m,nosuid,nodev sandbox-var var
 mkdir -m 1777 var/tmp
 mkdir run/sandbox
+# The sandbox's resolv.conf goes where the host's /etc/resolv.conf points (a symbolic link
+# into /run on systemd-resolved machines).
+resolv=$(readlink -m /etc/resolv.conf)
+case "$resolv" in
+  /run/*|/var/*|/etc/*)
+    if [ ! -e "$R$resolv" ]; then mkdir -p "$R${resolv%/*}"; touch "$R$resolv"; fi
+    mount --bind "$S/run/resolv.conf" "$R$resolv"
+    mount -o remount,bind,ro,nosuid,nodev "$R$resolv" ;;
+esac
 cp "$S/run/health.py" run/sandbox/health.py
 mapfile -d '' -t SANDBOX_ENV < "$S/run/env"
 hostname "$SBX_HOSTNAME"
