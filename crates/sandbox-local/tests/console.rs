@@ -233,3 +233,47 @@ async fn console_targets_are_checked() {
         .expect("named instance");
     drop(console);
 }
+
+#[tokio::test]
+async fn resize_reaches_the_shell() {
+    require_sandboxes!();
+    let env = Env::new();
+    let sandbox = env.create(ImageKind::Python, ComponentType::Worker).await;
+    let mut term = sandbox.console().await;
+    assert_eq!(term.run("stty size").await, "50 200\n");
+    term.console
+        .resize(doctl_driver::TermSize {
+            cols: 100,
+            rows: 30,
+        })
+        .await
+        .expect("resize");
+    assert_eq!(term.run("stty size").await, "30 100\n");
+}
+
+#[tokio::test]
+async fn recv_is_cancel_safe() {
+    require_sandboxes!();
+    let env = Env::new();
+    let sandbox = env.create(ImageKind::Python, ComponentType::Worker).await;
+    let term = sandbox.console().await;
+    term.console
+        .send(b"for i in $(seq 1 300); do echo line-$i; done; echo done-$((40+2))\r")
+        .await
+        .expect("send");
+    // Receive with futures dropped mid-wait over and over: nothing may be lost.
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + common::DEADLINE;
+    while !String::from_utf8_lossy(&seen).contains("done-42\r\n") {
+        assert!(std::time::Instant::now() < deadline, "no marker");
+        if let Ok(chunk) =
+            tokio::time::timeout(std::time::Duration::from_micros(200), term.console.recv()).await
+        {
+            seen.extend(chunk.expect("recv").expect("open"));
+        }
+    }
+    let text = String::from_utf8_lossy(&seen);
+    for i in 1..=300 {
+        assert!(text.contains(&format!("line-{i}\r\n")), "line-{i} missing");
+    }
+}
