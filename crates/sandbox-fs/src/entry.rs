@@ -88,28 +88,24 @@ impl DirEntry {
     }
 }
 
-/// Parses the output of the `_e` function of the scripts: `count\n`, then four NUL-terminated
-/// fields per entry (name, raw mode in hex, size, mtime), then one NUL-terminated target per
+/// Parses the output of the `_e` function of the scripts: four NUL-terminated fields per entry
+/// (name, raw mode in hex, size, mtime), an empty field, then one NUL-terminated target per
 /// symlink. `dir` is joined with each name to make its path (`None`: the name is the path).
 pub(crate) fn parse_records(output: &[u8], dir: Option<&str>) -> Result<Vec<DirEntry>, String> {
-    let newline = output
-        .iter()
-        .position(|&b| b == b'\n')
-        .ok_or("no entry count")?;
-    let count: usize = std::str::from_utf8(&output[..newline])
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .ok_or("bad entry count")?;
-    let rest = &output[newline + 1..];
     // Every field ends with a NUL: drop the last one so no empty field follows it.
-    let rest = rest.strip_suffix(&[0]).unwrap_or(rest);
-    let mut fields = rest.split(|&b| b == 0).filter(|_| !rest.is_empty());
+    let rest = output
+        .strip_suffix(&[0])
+        .ok_or("output does not end with a NUL")?;
+    let mut fields = rest.split(|&b| b == 0);
     let mut next = |what: &str| -> Result<&[u8], String> {
         fields.next().ok_or_else(|| format!("missing {what}"))
     };
-    let mut entries = Vec::with_capacity(count);
-    for _ in 0..count {
-        let name = next("name")?;
+    let mut entries = Vec::new();
+    loop {
+        let name = next("name or end of entries")?;
+        if name.is_empty() {
+            break;
+        }
         let mode_hex = text(next("mode")?)?;
         let size = text(next("size")?)?;
         let mtime = text(next("mtime")?)?;
@@ -187,7 +183,7 @@ mod tests {
 
     #[test]
     fn parses_files_dirs_and_symlinks_with_odd_names() {
-        let mut out = b"3\n".to_vec();
+        let mut out = Vec::new();
         for (name, mode, size) in [
             (&b"a\nb c"[..], "81a4", "5"),
             (b"dir 'x'", "41ed", "4096"),
@@ -197,7 +193,7 @@ mod tests {
             out.push(0);
             out.extend_from_slice(format!("{mode}\0{size}\0100\0").as_bytes());
         }
-        out.extend_from_slice(b"tar get\n\0");
+        out.extend_from_slice(b"\0tar get\n\0");
         let entries = parse_records(&out, Some("/tmp/x")).expect("parse");
         assert_eq!(entries.len(), 3);
         assert_eq!(entries[0].name, "a\nb c");
@@ -218,10 +214,11 @@ mod tests {
 
     #[test]
     fn empty_listing_and_truncated_output() {
-        assert_eq!(parse_records(b"0\n", Some(".")).expect("empty"), vec![]);
-        assert!(parse_records(b"1\nname\0", Some(".")).is_err());
+        assert_eq!(parse_records(b"\0", Some(".")).expect("empty"), vec![]);
+        assert!(parse_records(b"name\0", Some(".")).is_err());
         assert!(parse_records(b"", Some(".")).is_err());
-        assert!(parse_records(b"1\nl\0a1ff\x000\x000\0", Some(".")).is_err());
+        assert!(parse_records(b"l\0a1ff\x000\x000\0\0", Some(".")).is_err());
+        assert!(parse_records(b"f\0zz\x000\x000\0\0", Some(".")).is_err());
     }
 
     #[test]

@@ -87,12 +87,12 @@ pub(crate) const READ_RANGE: &str = r#"[ -e "$1" ] || exit 70
 exec dd if="$1" iflag=skip_bytes,count_bytes skip="$2" count="$3" bs=1048576 status=none
 "#;
 
-/// Emits `count\n`, then `name\0mode-hex\0size\0mtime\0` per entry, then the target of each
-/// symlink among them (NUL-terminated, in order).
+/// Emits `name\0mode-hex\0size\0mtime\0` per entry named in `$@` that exists (a glob word
+/// that matched nothing does not), then an empty field, then the target of each symlink among
+/// them (NUL-terminated, in order). Names are never empty, so the empty field cannot be a name.
 const EMIT: &str = r#"_e() {
-  printf '%s\n' $#
-  [ $# -gt 0 ] || return 0
-  stat --printf '%n\0%f\0%s\0%Y\0' -- "$@" || return 1
+  stat --printf '%n\0%f\0%s\0%Y\0' -- "$@" 2>/dev/null
+  printf '\0'
   for f; do if [ -L "$f" ]; then readlink -z -- "$f" || printf '\0'; fi; done
 }
 "#;
@@ -105,9 +105,7 @@ pub(crate) fn list() -> String {
 [ -d "$d" ] || exit 72
 [ -r "$d" ] && [ -x "$d" ] || {{ echo "cannot list: Permission denied" >&2; exit 74; }}
 cd -P -- "$d" || exit 1
-set --
-for f in * .[!.]* ..?*; do if [ -e "$f" ] || [ -L "$f" ]; then set -- "$@" "$f"; fi; done
-_e "$@"
+_e * .[!.]* ..?*
 "#
     )
 }
@@ -127,6 +125,7 @@ pub(crate) const TEST: &str = r#"case $1 in e|f|d) test "-$1" "$2";; *) exit 2;;
 /// Creates the directory `$1`; with `$2 = p`, with its parents and no error if it exists.
 pub(crate) const MKDIR: &str = r#"if [ -e "$1" ] || [ -L "$1" ]; then
   [ "$2" = p ] && [ -d "$1" ] && exit 0
+  [ "$2" = p ] && exit 72
   exit 73
 fi
 if [ "$2" = p ]; then exec mkdir -p -- "$1"; fi

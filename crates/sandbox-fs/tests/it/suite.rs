@@ -142,6 +142,13 @@ async fn listing(fs: &FileSystem) {
             .expect("empty dir")
             .is_empty()
     );
+    let out = fs
+        .sandbox()
+        .exec("mkdir many && cd many && i=0; while [ $i -lt 3000 ]; do : > \"f $i\"; i=$((i+1)); done")
+        .await
+        .expect("many files");
+    assert!(out.success(), "{out:?}");
+    assert_eq!(fs.list("many").await.expect("list many").len(), 3000);
 
     // stat describes the link itself; is_file follows it.
     let link = fs.stat("tree/link").await.expect("stat link");
@@ -176,6 +183,14 @@ async fn tree_changes(fs: &FileSystem) {
     assert!(err.is_not_found(), "{err}");
 
     fs.write("m/f", b"data").await.expect("write");
+    let err = fs
+        .mkdir("m/f", true)
+        .await
+        .expect_err("a file is in the way");
+    assert!(
+        matches!(err, Error::NotADirectory { ref path } if path == "m/f"),
+        "{err}"
+    );
     fs.copy("m/f", "m/g", false).await.expect("copy");
     assert_eq!(fs.read("m/g").await.expect("read copy"), b"data");
     let err = fs
@@ -261,6 +276,18 @@ async fn errors(fs: &FileSystem) {
     assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
     let err = fs.write("a\0b", b"x").await.expect_err("NUL");
     assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
+    // Unreadable for a user that is not root.
+    let uid = fs.sandbox().exec("id -u").await.expect("id").stdout_text();
+    if uid.trim() != "0" {
+        fs.write("locked", b"secret").await.expect("write");
+        fs.chmod("locked", "000").await.expect("chmod");
+        let err = fs.read("locked").await.expect_err("unreadable");
+        assert!(
+            matches!(err, Error::PermissionDenied { ref path, .. } if path == "locked"),
+            "{err}"
+        );
+        fs.chmod("locked", "600").await.expect("chmod back");
+    }
     // /usr is the host's, read-only: writing there is refused and names the path.
     let err = fs
         .write("/usr/sandbox-fs-test", b"x")
