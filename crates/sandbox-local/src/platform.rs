@@ -457,7 +457,8 @@ impl Platform for LocalPlatform {
                 match layout.read(&id) {
                     Ok(record) => records.push(record),
                     Err(e) if e.is_not_found() => {}
-                    Err(e) => return Err(e),
+                    // One unreadable record must not hide the others.
+                    Err(e) => warn!(id = %id, error = %e, "skipping an unreadable sandbox record"),
                 }
             }
             Ok(records)

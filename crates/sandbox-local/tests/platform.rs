@@ -467,3 +467,59 @@ async fn outbound_network_from_workers_and_services() {
         assert_eq!(out, "200\n", "{component:?}");
     }
 }
+
+/// Run by `sandbox_outlives_the_process_that_created_it` in a child process: creates a sandbox
+/// in the state folder it is given, prints its id, and exits without deleting it.
+#[tokio::test]
+async fn child_creator() {
+    let Some(dir) = std::env::var_os("SANDBOX_LOCAL_TEST_CHILD_DIR") else {
+        return; // only meaningful as the child of the test below
+    };
+    let platform =
+        sandbox_local::LocalPlatform::new(sandbox_local::LocalConfig::new(dir)).expect("platform");
+    let app = platform
+        .create_app(&spec(ImageKind::Python, ComponentType::Worker))
+        .await;
+    println!("CREATED {}", app.expect("create").id);
+}
+
+#[tokio::test]
+async fn sandbox_outlives_the_process_that_created_it() {
+    require_sandboxes!();
+    let env = Env::new();
+    let output = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "child_creator",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env("SANDBOX_LOCAL_TEST_CHILD_DIR", env.dir.path())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("child in time")
+    .expect("child ran");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let id = stdout
+        .lines()
+        .find_map(|l| l.split("CREATED ").nth(1))
+        .unwrap_or_else(|| panic!("child printed no id: {stdout}"))
+        .trim()
+        .to_owned();
+    let app = env.platform.get_app(&id).await.expect("get");
+    let sandbox = common::Sandbox {
+        platform: env.platform.clone(),
+        app,
+    };
+    assert!(
+        sandbox.app.status().is_active(),
+        "{:?}",
+        sandbox.app.status()
+    );
+    assert_eq!(sandbox.run("echo still-here").await, "still-here\n");
+}
