@@ -337,7 +337,7 @@ pub(crate) fn prepare_dir(launch: &Launch<'_>, host: &Host) -> Result<()> {
     mkdir(dir.join("home").join("app"), 0o755)?;
     mkdir(dir.join("home"), 0o755)?;
     mkdir(dir.join("tmp"), 0o1777)?;
-    mkdir(dir.join("root"), 0o755)?;
+    build_root(&dir.join("root"))?;
     mkdir(dir.join("run"), 0o700)?;
     if host.root {
         for path in [dir.join("home"), dir.join("home").join("app")] {
@@ -381,6 +381,17 @@ pub(crate) fn prepare_dir(launch: &Launch<'_>, host: &Host) -> Result<()> {
         .as_bytes(),
     )?;
     write("resolv.conf", resolv_conf(launch.net).as_bytes())?;
+    for fifo in ["alive", "init.fifo"] {
+        let path = run.join(fifo);
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .map_err(|e| io_error(&format!("creating the FIFO {}", path.display()), e.into()))?;
+    }
     let mut env = Vec::new();
     for (key, value) in launch.env {
         env.extend_from_slice(key.as_bytes());
@@ -390,6 +401,95 @@ pub(crate) fn prepare_dir(launch: &Launch<'_>, host: &Host) -> Result<()> {
     }
     write("env", &env)?;
     Ok(())
+}
+
+/// The skeleton of a sandbox's root: mount points, the host's top-level links (`bin` ->
+/// `usr/bin` on merged-/usr systems), `/app`, and `/dev`'s device mount points and links.
+/// PID 1 binds it onto itself, mounts into it, and makes it read-only.
+fn build_root(root: &Path) -> Result<()> {
+    let err = |path: &Path, e: std::io::Error| io_error(&format!("creating {}", path.display()), e);
+    for sub in [
+        "usr",
+        "etc",
+        "proc",
+        "sys",
+        "dev/pts",
+        "dev/shm",
+        "tmp",
+        "home/sandbox",
+        "run",
+        "var/tmp",
+        ".old-root",
+    ] {
+        let path = root.join(sub);
+        fs::create_dir_all(&path).map_err(|e| err(&path, e))?;
+    }
+    let link = |target: &str, at: &str| -> Result<()> {
+        let path = root.join(at);
+        std::os::unix::fs::symlink(target, &path).map_err(|e| err(&path, e))
+    };
+    for top in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
+        let host = Path::new("/").join(top);
+        match fs::symlink_metadata(&host) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = fs::read_link(&host).map_err(|e| err(&host, e))?;
+                let path = root.join(top);
+                std::os::unix::fs::symlink(target, &path).map_err(|e| err(&path, e))?;
+            }
+            Ok(meta) if meta.is_dir() => {
+                let path = root.join(top);
+                fs::create_dir(&path).map_err(|e| err(&path, e))?;
+            }
+            _ => {}
+        }
+    }
+    link("/home/sandbox/app", "app")?;
+    for device in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let path = root.join("dev").join(device);
+        fs::write(&path, b"").map_err(|e| err(&path, e))?;
+    }
+    link("pts/ptmx", "dev/ptmx")?;
+    link("/proc/self/fd", "dev/fd")?;
+    link("/proc/self/fd/0", "dev/stdin")?;
+    link("/proc/self/fd/1", "dev/stdout")?;
+    link("/proc/self/fd/2", "dev/stderr")?;
+    for (sub, mode) in [("", 0o755), ("tmp", 0o1777), ("var/tmp", 0o1777)] {
+        let path = root.join(sub);
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(|e| err(&path, e))?;
+    }
+    Ok(())
+}
+
+/// Where the sandbox's resolv.conf is mounted: where the host's `/etc/resolv.conf` leads
+/// (a link into `/run` on systemd-resolved machines), when that is a place the sandbox has.
+pub(crate) fn resolv_target() -> Option<PathBuf> {
+    let mut path = PathBuf::from("/etc/resolv.conf");
+    for _ in 0..8 {
+        match fs::read_link(&path) {
+            Ok(target) => {
+                let joined = path.parent().unwrap_or(Path::new("/")).join(target);
+                path = normalize(&joined);
+            }
+            Err(_) => break,
+        }
+    }
+    let inside = ["/etc/", "/run/", "/var/tmp/"];
+    inside.iter().any(|p| path.starts_with(p)).then_some(path)
+}
+
+/// Removes `.` and `..` from an absolute path without touching the file system.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::Normal(name) => out.push(name),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The address a sandbox with its own network sends DNS queries to; pasta forwards them to
@@ -481,6 +581,7 @@ pub(crate) fn start(
         .env("SBX_HEALTH_HOST", health_host)
         .env("SBX_HEALTH_PORT", health_port)
         .env("SBX_RUN_COMMAND", launch.run_command)
+        .env("SBX_RESOLV", resolv_target().unwrap_or_default())
         .current_dir("/")
         .stdin(Stdio::null())
         .stdout(log)

@@ -11,58 +11,45 @@ exec 9>>"$S/run/status"
 # fd 7: the sandbox's own folder; PID 1 exits when its state.json is gone (a folder deleted
 # without `delete_app`). fd 6: the `alive` FIFO, held open while the sandbox lives; helpers
 # on the host (the pasta keeper) read it and see end-of-file when the sandbox is gone.
-exec 7<"$S"
-mkfifo -m 0600 "$S/run/alive"
-exec 6<>"$S/run/alive"
+# fd 8: a FIFO nobody writes, for PID 1 to wait on. fd 5: the health server's source.
+# (The creator made the FIFOs and the root's skeleton: directories, links, device mount points.)
+exec 7<"$S" 6<>"$S/run/alive" 8<>"$S/run/init.fifo" 5<"$S/run/health.py"
 fail() { echo "failed $*" >&9; echo "sandbox: $*" >&2; exit 1; }
 trap 'fail "setup step failed at line $LINENO (see run.log)"' ERR
 read -r hostpid _ < /proc/self/stat
 echo "pid $hostpid" >&9
 
-ro_bind() { mount --rbind "$1" "$2"; mount -o remount,bind,ro,nosuid,nodev "$2"; }
+ro_bind() { mount --rbind -o ro,nosuid,nodev "$1" "$2"; }
 
-mount -t tmpfs -o mode=0755,size=4m,nosuid,nodev sandbox-root "$R"
 cd "$R"
-mkdir -p usr etc proc sys dev tmp home/sandbox run var .old-root
+mount --bind "$R" "$R"
+cd "$R"
 for d in bin sbin lib lib32 lib64 libx32; do
-  if [ -L "/$d" ]; then ln -s "$(readlink "/$d")" "$d"
-  elif [ -d "/$d" ]; then mkdir "$d"; ro_bind "/$d" "$d"; fi
+  if [ -d "$d" ] && [ ! -L "$d" ]; then ro_bind "/$d" "$d"; fi
 done
 ro_bind /usr usr
 ro_bind /etc etc
 for f in passwd group hostname hosts; do
-  mount --bind "$S/run/$f" "etc/$f"
-  mount -o remount,bind,ro,nosuid,nodev "etc/$f"
+  mount --bind -o ro "$S/run/$f" "etc/$f"
 done
-mount -t tmpfs -o mode=0755,size=64k,nosuid,noexec sandbox-dev dev
 for n in null zero full random urandom tty; do
-  touch "dev/$n"; mount --bind "/dev/$n" "dev/$n"
+  mount --bind "/dev/$n" "dev/$n"
 done
-mkdir dev/pts dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts dev/pts
-ln -s pts/ptmx dev/ptmx
 mount -t tmpfs -o mode=1777,size=64m,nosuid,nodev sandbox-shm dev/shm
-ln -s /proc/self/fd dev/fd
-ln -s /proc/self/fd/0 dev/stdin; ln -s /proc/self/fd/1 dev/stdout; ln -s /proc/self/fd/2 dev/stderr
 mount -t proc -o nosuid,nodev,noexec proc proc
 ro_bind /sys sys
-mount --bind "$S/tmp" tmp
-mount --bind "$S/home" home/sandbox
-ln -s /home/sandbox/app app
+mount --bind -o nosuid,nodev "$S/tmp" tmp
+mount --bind -o nosuid,nodev "$S/home" home/sandbox
 mount -t tmpfs -o mode=0755,size=8m,nosuid,nodev sandbox-run run
-mount -t tmpfs -o mode=0755,size=64m,nosuid,nodev sandbox-var var
-mkdir -m 1777 var/tmp
-mkdir run/sandbox
-# The sandbox's resolv.conf goes where the host's /etc/resolv.conf points (a symbolic link
-# into /run on systemd-resolved machines).
-resolv=$(readlink -m /etc/resolv.conf)
-case "$resolv" in
-  /run/*|/var/*|/etc/*)
-    if [ ! -e "$R$resolv" ]; then mkdir -p "$R${resolv%/*}"; touch "$R$resolv"; fi
-    mount --bind "$S/run/resolv.conf" "$R$resolv"
-    mount -o remount,bind,ro,nosuid,nodev "$R$resolv" ;;
-esac
-cp "$S/run/health.py" run/sandbox/health.py
+mount -t tmpfs -o mode=1777,size=64m,nosuid,nodev sandbox-var-tmp var/tmp
+# The sandbox's resolv.conf goes where the host's /etc/resolv.conf leads (a link into /run on
+# systemd-resolved machines).
+if [ -n "$SBX_RESOLV" ]; then
+  resolv=${SBX_RESOLV#/}
+  if [ ! -e "$resolv" ]; then mkdir -p "${resolv%/*}"; : > "$resolv"; fi
+  mount --bind -o ro "$S/run/resolv.conf" "$resolv"
+fi
 mapfile -d '' -t SANDBOX_ENV < "$S/run/env"
 hostname "$SBX_HOSTNAME"
 pivot_root . .old-root
@@ -71,7 +58,6 @@ umount -l /.old-root
 rmdir /.old-root
 mount -o remount,bind,ro,nosuid,nodev /
 cd /home/sandbox/app
-mkfifo -m 0600 /run/sandbox/init
 trap - ERR
 
 if [ "$SBX_USERNS" = 1 ]; then
@@ -81,14 +67,14 @@ else
     --ambient-caps=-all --inh-caps=-all --bounding-set=-all --)
 fi
 # Replaces the calling (sub)shell with a program running as user `sandbox`.
-exec_as_sandbox() { exec env -i "${SANDBOX_ENV[@]}" "${AS_SANDBOX[@]}" "$@" 6>&- 7>&- 9>&-; }
+exec_as_sandbox() { exec env -i "${SANDBOX_ENV[@]}" "${AS_SANDBOX[@]}" "$@" 5<&- 6>&- 7>&- 8>&- 9>&-; }
 
 case "$SBX_RUNTIME" in
   python) echo "Python: $(python3 --version 2>&1)" ;;
   node) echo "Node.js: $(node --version 2>&1)" ;;
 esac
 if [ -n "$SBX_HEALTH_PORT" ]; then
-  ( exec_as_sandbox python3 /run/sandbox/health.py "$SBX_HEALTH_HOST" "$SBX_HEALTH_PORT" ) &
+  ( exec_as_sandbox python3 - "$SBX_HEALTH_HOST" "$SBX_HEALTH_PORT" <&5 ) &
 fi
 if [ -n "$SBX_RUN_COMMAND" ]; then
   echo "Running: $SBX_RUN_COMMAND"
@@ -101,7 +87,7 @@ echo "=========================================="
 # Stay PID 1 without capabilities (so pasta, which runs with few, may join the network
 # namespace): report ready, then wait on a FIFO nobody writes, waking every 10 s to check that
 # the sandbox's state.json still exists; bash reaps every orphan the sandbox leaves behind.
-exec 8<>/run/sandbox/init
+exec 5<&-
 exec setpriv --ambient-caps=-all --inh-caps=-all --bounding-set=-all -- /bin/bash -c '
   echo ready >&9; exec 9>&-
   while :; do
