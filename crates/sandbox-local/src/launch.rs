@@ -113,10 +113,16 @@ impl Host {
             nsenter,
             setsid,
             bash,
-            pasta: find_program("pasta"),
+            pasta: find_program("pasta").filter(|_| pasta_can_open_tun(root)),
             root,
         })
     }
+}
+
+/// pasta needs read-write access to /dev/net/tun; some machines keep it root-only.
+fn pasta_can_open_tun(root: bool) -> bool {
+    use rustix::fs::Access;
+    root || rustix::fs::access("/dev/net/tun", Access::READ_OK | Access::WRITE_OK).is_ok()
 }
 
 /// For a non-root creator: the kernel must allow unprivileged user namespaces.
