@@ -108,6 +108,7 @@ impl Host {
         if !root {
             check_user_namespaces().map_err(unsupported)?;
         }
+        try_namespaces(&unshare, root).map_err(unsupported)?;
         Ok(Host {
             unshare,
             nsenter,
@@ -117,6 +118,45 @@ impl Host {
             root,
         })
     }
+}
+
+/// Creates the namespaces a sandbox needs once, running `true` in them: containers without
+/// the privilege to do so fail here with the kernel's reason.
+fn try_namespaces(unshare: &Path, root: bool) -> std::result::Result<(), String> {
+    let mut cmd = Command::new(unshare);
+    if !root {
+        cmd.arg("--user")
+            .arg(format!("--map-user={SANDBOX_UID}"))
+            .arg(format!("--map-group={SANDBOX_UID}"))
+            .arg("--keep-caps");
+    }
+    cmd.args([
+        "--mount",
+        "--uts",
+        "--ipc",
+        "--pid",
+        "--net",
+        "--fork",
+        "--propagation=private",
+    ])
+    .args(["--", "true"])
+    .env_clear()
+    .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    let output = cmd
+        .output()
+        .map_err(|e| format!("cannot run `{}`: {e}", unshare.display()))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "this machine does not let {} create mount, PID, UTS, IPC and network namespaces \
+         (`unshare` said: {}); inside a container, give it CAP_SYS_ADMIN or run it privileged",
+        if root { "root" } else { "this user" },
+        String::from_utf8_lossy(&output.stderr).trim()
+    ))
 }
 
 /// pasta needs read-write access to /dev/net/tun; some machines keep it root-only.
@@ -926,6 +966,17 @@ mod tests {
             choose_network(Kind::Service, NetworkMode::Host, &with_pasta),
             Ok(Net::Host)
         );
+    }
+
+    #[test]
+    fn a_failing_namespace_probe_says_what_is_missing() {
+        let err = try_namespaces(Path::new("/bin/false"), true).expect_err("false fails");
+        assert!(
+            err.contains("namespaces") && err.contains("CAP_SYS_ADMIN"),
+            "{err}"
+        );
+        let err = try_namespaces(Path::new("/nonexistent/unshare"), false).expect_err("missing");
+        assert!(err.contains("/nonexistent/unshare"), "{err}");
     }
 
     #[test]
