@@ -224,8 +224,10 @@ impl Console for LocalConsole {
 
     async fn recv(&self) -> Result<Option<Vec<u8>>> {
         let mut exited = self.exited.clone();
+        // Also true when the watcher task is gone (its sender dropped).
+        let mut gone = false;
         loop {
-            if *exited.borrow() {
+            if gone || *exited.borrow() {
                 // The shell is gone: hand out what it left on the terminal, then the end.
                 if let Some(result) = self.read_now() {
                     return result;
@@ -250,7 +252,7 @@ impl Console for LocalConsole {
                         None => guard.clear_ready(),
                     }
                 }
-                _ = exited.wait_for(|done| *done) => {}
+                _ = exited.wait_for(|done| *done) => gone = true,
             }
         }
     }
