@@ -125,6 +125,18 @@ pub(crate) fn exit_for(error: &anyhow::Error) -> Exit {
                 _ => {}
             }
         }
+        if let Some(e) = cause.downcast_ref::<sandbox_fs::Error>() {
+            match e {
+                sandbox_fs::Error::NotFound { .. } | sandbox_fs::Error::LocalNotFound { .. } => {
+                    return Exit::NotFound;
+                }
+                sandbox_fs::Error::InvalidArgument { .. }
+                | sandbox_fs::Error::LocalKind { .. }
+                | sandbox_fs::Error::SpacesNotConfigured { .. } => return Exit::Usage,
+                sandbox_fs::Error::BadCredentials { .. } => return Exit::Auth,
+                _ => {}
+            }
+        }
         if cause.downcast_ref::<appspec::SpecError>().is_some() {
             return Exit::Usage;
         }

@@ -1,13 +1,12 @@
-//! `files read|write|ls|upload|download|rm|mkdir`, byte-exact over the sandbox's exec channel.
-//!
-//! Every operation is one command run without a shell's quoting problems: paths travel as
-//! arguments (`sh -c '...' sh PATH`) and file bytes as the command's stdin or stdout, which the
-//! exec protocol carries exactly.
+//! `files read|write|ls|upload|download|rm|mkdir`, through `sandbox-fs`: byte-exact, atomic
+//! writes, folders as tar streams, large files through Spaces when it is configured.
 
 use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
 
 use anyhow::{Context, Result};
-use sandbox_core::{ExecOutput, ExecRequest, Sandbox};
+use sandbox_core::Sandbox;
+use sandbox_fs::{DirEntry, DirOptions, FileKind, FileSystem, RmOptions};
 use serde::Serialize;
 
 use super::Ctx;
@@ -47,94 +46,41 @@ async fn attach(ctx: &Ctx, target: &PositionalTarget, name: Option<&str>) -> Res
         .await
 }
 
-/// Runs `script` with `args` as `$1...`, and `stdin`.
-async fn run(
-    sandbox: &Sandbox,
-    script: &str,
-    args: &[&str],
-    stdin: Option<Vec<u8>>,
-) -> Result<ExecOutput> {
-    let mut argv = vec!["sh", "-c", script, "sh"];
-    argv.extend_from_slice(args);
-    let mut request = ExecRequest::argv(argv);
-    if let Some(input) = stdin {
-        request = request.stdin(input);
-    }
-    sandbox
-        .exec_with(request)
-        .await
-        .with_context(|| format!("cannot reach sandbox `{}`", sandbox.name()))
-}
-
-/// Turns a failed file command into an error naming the path (not found gets its own kind).
-fn check(output: ExecOutput, sandbox: &Sandbox, path: &str, doing: &str) -> Result<ExecOutput> {
-    if output.success() {
-        return Ok(output);
-    }
-    let stderr = output.stderr_text();
-    let stderr = stderr.trim();
-    if stderr.contains("No such file or directory") {
-        return Err(CliError::NotFound {
-            what: format!("`{path}` in sandbox `{}`", sandbox.name()),
-            candidates: Vec::new(),
-            note: None,
-        }
-        .into());
-    }
-    anyhow::bail!(
-        "cannot {doing} `{path}` in sandbox `{}` ({}): {stderr}",
-        sandbox.name(),
-        output.status
-    )
-}
-
 /// One entry of `files ls --json`.
 #[derive(Debug, Serialize, PartialEq)]
 pub(crate) struct Entry {
     pub name: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: &'static str,
     pub size: u64,
     pub mode: String,
-    pub modified: i64,
+    /// Seconds since the Unix epoch.
+    pub modified: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
-/// Parses the lines `stat -c '%F\t%s\t%A\t%Y\t%n'` prints.
-pub(crate) fn parse_entries(text: &str) -> Vec<Entry> {
-    let mut entries: Vec<Entry> = text
-        .lines()
-        .filter_map(|line| {
-            let mut parts = line.splitn(5, '\t');
-            let kind = parts.next()?;
-            let size = parts.next()?.parse().ok()?;
-            let mode = parts.next()?.to_owned();
-            let modified = parts.next()?.parse().ok()?;
-            let name = parts.next()?.to_owned();
-            let kind = match kind {
-                "directory" => "dir",
-                "symbolic link" => "symlink",
-                "regular file" | "regular empty file" => "file",
-                _ => "other",
-            };
-            Some(Entry {
-                name,
-                kind: kind.to_owned(),
-                size,
-                mode,
-                modified,
-            })
-        })
-        .collect();
-    entries.sort_by(|a, b| a.name.cmp(&b.name));
-    entries
+impl Entry {
+    pub(crate) fn new(entry: &DirEntry) -> Self {
+        let (kind, target) = match &entry.kind {
+            FileKind::File => ("file", None),
+            FileKind::Dir => ("dir", None),
+            FileKind::Symlink { target } => ("symlink", Some(target.clone())),
+            _ => ("other", None),
+        };
+        Entry {
+            name: entry.name.clone(),
+            kind,
+            size: entry.size,
+            mode: entry.permissions(),
+            modified: entry
+                .modified
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            target,
+        }
+    }
 }
-
-const LS_SCRIPT: &str = r#"[ -e "$1" ] || { printf '%s: No such file or directory\n' "$1" >&2; exit 1; }
-cd -- "$1" || exit 1
-for f in * .[!.]* ..?*; do
-  [ -e "$f" ] || [ -L "$f" ] || continue
-  stat -c '%F	%s	%A	%Y	%n' -- "$f"
-done"#;
 
 pub(crate) async fn files(ctx: &Ctx, command: FilesCommand) -> Result<Exit> {
     match command {
@@ -142,11 +88,12 @@ pub(crate) async fn files(ctx: &Ctx, command: FilesCommand) -> Result<Exit> {
             let usage = "sandbox files read <NAME|--id ID> <PATH>";
             let (name, rest) = split_target(&args.target, &args.args, 1, 1, usage)?;
             let sandbox = attach(ctx, &args.target, name.as_deref()).await?;
-            let path = &rest[0];
-            let output = run(&sandbox, r#"cat -- "$1""#, &[path], None).await?;
-            let output = check(output, &sandbox, path, "read")?;
+            let data = FileSystem::new(&sandbox)
+                .read(&rest[0])
+                .await
+                .with_context(|| format!("cannot read a file of sandbox `{}`", sandbox.name()))?;
             ctx.printer
-                .data_bytes(&output.stdout)
+                .data_bytes(&data)
                 .context("cannot write to standard output")?;
         }
         FilesCommand::Write(args) => {
@@ -154,38 +101,55 @@ pub(crate) async fn files(ctx: &Ctx, command: FilesCommand) -> Result<Exit> {
             let (name, rest) = split_target(&args.target, &args.args, 1, 1, usage)?;
             let content = match (&args.content, &args.from) {
                 (Some(text), _) => text.clone().into_bytes(),
-                (None, Some(file)) => read_local(file)?,
+                (None, Some(file)) => std::fs::read(file)
+                    .with_context(|| format!("cannot read `{}`", file.display()))?,
                 (None, None) => super::exec::read_stdin().await?,
             };
             let sandbox = attach(ctx, &args.target, name.as_deref()).await?;
-            write(ctx, &sandbox, &rest[0], content).await?;
+            FileSystem::new(&sandbox)
+                .write(&rest[0], &content)
+                .await
+                .with_context(|| format!("cannot write a file of sandbox `{}`", sandbox.name()))?;
+            ctx.printer
+                .info(format!("wrote {} bytes to {}", content.len(), rest[0]));
         }
         FilesCommand::Upload(args) => {
             let usage = "sandbox files upload <NAME|--id ID> <LOCAL> <REMOTE>";
             let (name, rest) = split_target(&args.target, &args.args, 2, 2, usage)?;
-            let content = read_local(Path::new(&rest[0]))?;
+            let (local, remote) = (Path::new(&rest[0]), rest[1].as_str());
             let sandbox = attach(ctx, &args.target, name.as_deref()).await?;
-            write(ctx, &sandbox, &rest[1], content).await?;
+            let fs = FileSystem::new(&sandbox);
+            let size = if local.is_dir() {
+                fs.upload_dir(local, remote, &DirOptions::new()).await
+            } else {
+                fs.upload(local, remote).await
+            }
+            .with_context(|| format!("cannot upload to sandbox `{}`", sandbox.name()))?;
+            ctx.printer.info(format!(
+                "uploaded {} ({size} bytes) to {remote}",
+                local.display()
+            ));
         }
         FilesCommand::Download(args) => {
             let usage = "sandbox files download <NAME|--id ID> <REMOTE> <LOCAL>";
             let (name, rest) = split_target(&args.target, &args.args, 2, 2, usage)?;
+            let remote = rest[0].as_str();
             let sandbox = attach(ctx, &args.target, name.as_deref()).await?;
-            let remote = &rest[0];
-            let output = run(&sandbox, r#"cat -- "$1""#, &[remote], None).await?;
-            let output = check(output, &sandbox, remote, "read")?;
+            let fs = FileSystem::new(&sandbox);
+            let context = || format!("cannot download from sandbox `{}`", sandbox.name());
+            let stat = fs.stat(remote).await.with_context(context)?;
             let mut local = PathBuf::from(&rest[1]);
-            if local.is_dir() {
-                let base = Path::new(remote)
-                    .file_name()
-                    .map_or_else(|| "download".into(), |n| n.to_owned());
-                local = local.join(base);
+            let size = if stat.is_dir() {
+                fs.download_dir(remote, &local, &DirOptions::new()).await
+            } else {
+                if local.is_dir() {
+                    local = local.join(&stat.name);
+                }
+                fs.download(remote, &local).await
             }
-            std::fs::write(&local, &output.stdout)
-                .with_context(|| format!("cannot write `{}`", local.display()))?;
+            .with_context(context)?;
             ctx.printer.info(format!(
-                "downloaded {} bytes to {}",
-                output.stdout.len(),
+                "downloaded {remote} ({size} bytes) to {}",
                 local.display()
             ));
         }
@@ -194,21 +158,24 @@ pub(crate) async fn files(ctx: &Ctx, command: FilesCommand) -> Result<Exit> {
             let (name, rest) = split_target(&args.target, &args.args, 0, 1, usage)?;
             let sandbox = attach(ctx, &args.target, name.as_deref()).await?;
             let path = rest.first().map_or(".", String::as_str);
-            let output = run(&sandbox, LS_SCRIPT, &[path], None).await?;
-            let output = check(output, &sandbox, path, "list")?;
-            let entries = parse_entries(&output.stdout_text());
+            let entries: Vec<Entry> = FileSystem::new(&sandbox)
+                .list(path)
+                .await
+                .with_context(|| format!("cannot list a folder of sandbox `{}`", sandbox.name()))?
+                .iter()
+                .map(Entry::new)
+                .collect();
             if args.json {
                 ctx.printer.json(&entries)?;
             } else if !entries.is_empty() {
                 let rows: Vec<Vec<String>> = entries
                     .iter()
                     .map(|e| {
-                        vec![
-                            e.mode.clone(),
-                            e.size.to_string(),
-                            e.kind.clone(),
-                            e.name.clone(),
-                        ]
+                        let name = match &e.target {
+                            Some(target) => format!("{} -> {target}", e.name),
+                            None => e.name.clone(),
+                        };
+                        vec![e.mode.clone(), e.size.to_string(), e.kind.to_owned(), name]
                     })
                     .collect();
                 ctx.printer
@@ -219,65 +186,31 @@ pub(crate) async fn files(ctx: &Ctx, command: FilesCommand) -> Result<Exit> {
             let usage = "sandbox files rm <NAME|--id ID> <PATH>";
             let (name, rest) = split_target(&args.target, &args.args, 1, 1, usage)?;
             let sandbox = attach(ctx, &args.target, name.as_deref()).await?;
-            let script = if args.recursive {
-                r#"rm -r -- "$1""#
-            } else {
-                r#"rm -- "$1""#
-            };
-            let output = run(&sandbox, script, &[&rest[0]], None).await?;
-            check(output, &sandbox, &rest[0], "remove")?;
+            FileSystem::new(&sandbox)
+                .rm(&rest[0], RmOptions::new().recursive(args.recursive))
+                .await
+                .with_context(|| format!("cannot remove from sandbox `{}`", sandbox.name()))?;
             ctx.printer.info(format!("removed {}", rest[0]));
         }
         FilesCommand::Mkdir(args) => {
             let usage = "sandbox files mkdir <NAME|--id ID> <PATH>";
             let (name, rest) = split_target(&args.target, &args.args, 1, 1, usage)?;
             let sandbox = attach(ctx, &args.target, name.as_deref()).await?;
-            let output = run(&sandbox, r#"mkdir -p -- "$1""#, &[&rest[0]], None).await?;
-            check(output, &sandbox, &rest[0], "create")?;
+            FileSystem::new(&sandbox)
+                .mkdir(&rest[0], true)
+                .await
+                .with_context(|| {
+                    format!("cannot create a folder in sandbox `{}`", sandbox.name())
+                })?;
             ctx.printer.info(format!("created {}", rest[0]));
         }
     }
     Ok(Exit::Ok)
 }
 
-fn read_local(path: &Path) -> Result<Vec<u8>> {
-    if path.is_dir() {
-        return Err(CliError::Usage(format!(
-            "`{}` is a folder: only files can be copied (archive it with tar first)",
-            path.display()
-        ))
-        .into());
-    }
-    std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))
-}
-
-async fn write(ctx: &Ctx, sandbox: &Sandbox, path: &str, content: Vec<u8>) -> Result<()> {
-    let len = content.len();
-    let script = r#"case "$1" in */*) mkdir -p -- "${1%/*}" || exit 1;; esac; cat > "$1""#;
-    let output = run(sandbox, script, &[path], Some(content)).await?;
-    check(output, sandbox, path, "write")?;
-    ctx.printer.info(format!("wrote {len} bytes to {path}"));
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stat_lines_parse_into_entries() {
-        let text = "directory\t4096\tdrwxr-xr-x\t1700000000\tsrc\n\
-                    regular file\t12\t-rw-r--r--\t1700000001\tname with\ttab\n\
-                    regular empty file\t0\t-rw-r--r--\t1700000002\t.hidden\n\
-                    garbage\n";
-        let entries = parse_entries(text);
-        assert_eq!(entries.len(), 3);
-        assert_eq!(entries[0].name, ".hidden");
-        assert_eq!(entries[0].kind, "file");
-        assert_eq!(entries[1].name, "name with\ttab");
-        assert_eq!(entries[1].size, 12);
-        assert_eq!(entries[2].kind, "dir");
-    }
 
     #[test]
     fn positional_targets_shift_with_id() {

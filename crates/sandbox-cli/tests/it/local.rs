@@ -221,6 +221,23 @@ fn files_round_trip() {
     assert_ne!(ctx.run(["files", "rm", "fs", "dir"]).status.code(), Some(0));
     ctx.ok(["files", "rm", "-r", "fs", "dir"]);
     assert_eq!(ctx.run(["files", "ls", "fs", "dir"]).status.code(), Some(3));
+    // Folders travel whole.
+    let tree = ctx.path().join("tree");
+    std::fs::create_dir_all(tree.join("a/b")).unwrap();
+    std::fs::write(tree.join("a/b/c.txt"), "deep\n").unwrap();
+    std::fs::write(tree.join("top.txt"), "top\n").unwrap();
+    ctx.ok(["files", "upload", "fs", tree.to_str().unwrap(), "tree"]);
+    assert_eq!(ctx.ok(["files", "read", "fs", "tree/a/b/c.txt"]), "deep\n");
+    let copy = ctx.path().join("copy");
+    ctx.ok(["files", "download", "fs", "tree", copy.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(copy.join("a/b/c.txt")).unwrap(),
+        "deep\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(copy.join("top.txt")).unwrap(),
+        "top\n"
+    );
     // `--id` shifts the positional arguments.
     let id = id_of(&ctx, "fs");
     assert_eq!(
