@@ -523,3 +523,40 @@ async fn sandbox_outlives_the_process_that_created_it() {
     );
     assert_eq!(sandbox.run("echo still-here").await, "still-here\n");
 }
+
+#[tokio::test]
+async fn concurrent_creates_get_distinct_sandboxes() {
+    require_sandboxes!();
+    let env = Env::new();
+    let creates = (0..6).map(|i| {
+        let component = if i % 2 == 0 {
+            ComponentType::Worker
+        } else {
+            ComponentType::Service
+        };
+        env.create(ImageKind::Python, component)
+    });
+    let sandboxes = futures::future::join_all(creates).await;
+    let mut hosts = std::collections::HashSet::new();
+    let mut urls = std::collections::HashSet::new();
+    for sandbox in &sandboxes {
+        assert!(
+            sandbox.app.status().is_active(),
+            "{:?}",
+            sandbox.app.status()
+        );
+        let instances = env
+            .platform
+            .list_instances(sandbox.id())
+            .await
+            .expect("instances");
+        assert!(
+            hosts.insert(instances[0].instance_name.clone()),
+            "hostnames are unique"
+        );
+        if let Some(url) = &sandbox.app.live_url {
+            assert!(urls.insert(url.clone()), "live URLs are unique");
+        }
+    }
+    assert_eq!(env.platform.list_apps().await.expect("list").len(), 6);
+}
