@@ -164,11 +164,12 @@ pub(crate) async fn create_sandbox(
         progress.finish("app created; not waiting for its deployment");
         return Ok(sandbox);
     }
-    let poll = match ctx.settings.provider {
+    // Polls start fast and slow down to the cap (App Platform's API is rate limited).
+    let max_poll = match ctx.settings.provider {
         ProviderKind::Local => Duration::from_millis(200),
         ProviderKind::DigitalOcean => Duration::from_secs(2),
     };
-    match wait_with_progress(&sandbox, spec.ready_timeout, poll, progress).await {
+    match wait_with_progress(&sandbox, spec.ready_timeout, max_poll, progress).await {
         Ok(()) => {
             progress.finish("ready");
             Ok(sandbox)
@@ -196,10 +197,11 @@ pub(crate) async fn create_sandbox(
 async fn wait_with_progress(
     sandbox: &Sandbox,
     timeout: Duration,
-    poll: Duration,
+    max_poll: Duration,
     progress: &mut Progress,
 ) -> Result<(), sandbox_core::Error> {
     let start = Instant::now();
+    let mut poll = Duration::from_millis(100).min(max_poll);
     loop {
         let status = sandbox.status().await?;
         let state = match status {
@@ -237,6 +239,7 @@ async fn wait_with_progress(
             }
             tokio::time::sleep(progress.tick().min(next - now)).await;
         }
+        poll = (poll * 2).min(max_poll);
     }
 }
 
