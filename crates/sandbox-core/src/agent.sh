@@ -6,11 +6,14 @@ mkdir -p "$D" || { printf '@%s:0:f:mkdir\n' "$N"; exit 1; }
 echo $$ >"$D/agent"
 B= E=
 _f() { printf '@%s:%s:%s:%s\n' "$N" "$1" "$2" "$3"; }
-_w() { if [ ${#3} -le 900 ]; then _f "$@"; else _f "$@" | dd ibs=65536 obs=1048576 2>/dev/null; fi; }
+L='
+'
+_o() { if [ ${#1} -le 900 ]; then printf %s "$1"; else printf %s "$1" | dd ibs=65536 obs=2097152 2>/dev/null; fi; }
+_w() { _o "@$N:$1:$2:$3$L"; }
 _c() {
   [ -s "$3" ] || return 0
   z=; read -r _ z <"/proc/self/fdinfo/$4" 2>/dev/null
-  case $z in ''|*[!0-9]*) ;; *) [ "$z" -le 393216 ] && { c=$(base64 -w0 "$3") && _w "$1" "$2" "$c"; return; };; esac
+  case $z in ''|*[!0-9]*) ;; *) [ "$z" -le 393216 ] && { c=$(base64 -w0 "$3") && F="$F@$N:$1:$2:$c$L"; return; };; esac
   k=0
   while c=$(dd if="$3" bs=393216 skip=$k count=1 2>/dev/null | base64 -w0); [ -n "$c" ]; do
     _w "$1" "$2" "$c"; [ ${#c} -lt 524288 ] && break; k=$((k+1))
@@ -18,7 +21,7 @@ _c() {
 }
 _s() { while c=$(dd bs=65536 count=1 2>/dev/null | base64 -w0); [ -n "$c" ]; do _w "$1" "$2" "$c"; done; }
 _g() { for f in "$1"/*.p; do [ -f "$f" ] && [ ! -f "${f%.p}.d" ] && read -r p <"$f" && [ -n "$p" ] && kill -9 -"$p" 2>/dev/null; done; }
-_z() { _g "$D"; rm -rf "$D"; exit 0; }
+_z() { _g "$D"; rm -rf "$D" 2>/dev/null; exit 0; }
 _a() { B=$B$1; }
 _b() { E=$E$1; }
 _i() { printf %s "$2" >>"$D/$1.b"; }
@@ -37,8 +40,9 @@ _j() {
   echo "$p" >"$D/$i.p"
   [ -f "$D/$i.k" ] && { kill -9 -"$p" 2>/dev/null || kill -9 "$p" 2>/dev/null; }
   wait "$p"; r=$?
+  F=
   if [ "$2" = s ]; then exec 3>&- 4>&-; wait "$a" "$b"; else _c "$i" o "$o" 3; _c "$i" e "$e" 4; fi
-  _f "$i" x "$r"
+  _o "$F@$N:$i:x:$r$L"
   : >"$D/$i.d"
 }
 _r() {

@@ -113,10 +113,9 @@ mod local_tests {
             eprintln!("local sandboxes cannot run here: {e}");
             return None;
         }
-        Some(crate::conformance::Target {
-            platform: Arc::new(platform),
-            guard: Box::new(dir),
-        })
+        let mut target = crate::conformance::Target::new(Arc::new(platform));
+        target.guard = Box::new(dir);
+        Some(target)
     }
 
     crate::conformance_tests!(local);
@@ -170,10 +169,13 @@ mod emulator_tests {
                 .expect("DoApi"),
             ),
         };
-        Some(crate::conformance::Target {
-            platform,
-            guard: Box::new((emulator, dir)),
-        })
+        let mut target = crate::conformance::Target::new(platform);
+        target.guard = Box::new((emulator, dir));
+        if matches!(driver, Driver::Doctl) {
+            // doctl sends one WebSocket frame per input byte.
+            target.large_stdin = 256 << 10;
+        }
+        Some(target)
     }
 
     mod doctl {
