@@ -18,6 +18,7 @@ use workspace_tests::{Bench, Driver, spec};
 
 struct Figures {
     driver: Driver,
+    opens: Vec<Duration>,
     round_trips: Vec<Duration>,
     input_bytes: usize,
     input_time: Duration,
@@ -61,6 +62,15 @@ async fn measure(driver: Driver, rounds: usize, kib: usize) -> Option<Figures> {
     let app = bench
         .create_active(&spec(ImageKind::Python, ComponentType::Worker))
         .await;
+    // Opening a console, up to its first prompt.
+    let mut opens = Vec::new();
+    for _ in 0..10 {
+        let started = Instant::now();
+        let term = bench.console(&app.id).await;
+        opens.push(started.elapsed());
+        doctl_driver_close(&term).await;
+    }
+    opens.sort_unstable();
     let mut term = bench.console(&app.id).await;
 
     // Warm up, then round trips.
@@ -96,6 +106,7 @@ async fn measure(driver: Driver, rounds: usize, kib: usize) -> Option<Figures> {
     doctl_driver_close(&term).await;
     Some(Figures {
         driver,
+        opens,
         round_trips,
         input_bytes: total,
         input_time,
@@ -122,12 +133,15 @@ async fn main() {
         }
     }
     println!("rounds: {rounds}, input: {kib} KiB\n");
-    println!("| driver | echo round trip: min | median | mean | p90 | input throughput |");
-    println!("| --- | --- | --- | --- | --- | --- |");
+    println!(
+        "| driver | console open (median of 10) | echo round trip: min | median | mean | p90 | input throughput |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
     for f in &all {
         println!(
-            "| {:?} | {} | {} | {} | {} | {:.0} KiB/s |",
+            "| {:?} | {} | {} | {} | {} | {} | {:.0} KiB/s |",
             f.driver,
+            ms(f.opens[f.opens.len() / 2]),
             ms(f.min()),
             ms(f.median()),
             ms(f.mean()),
