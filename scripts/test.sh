@@ -3,15 +3,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the tests need (Debian). Skipped when already present.
+# System packages the tests need (Debian): the sandboxes' runtimes and tools, util-linux for
+# namespaces, and passt (`pasta`) for service sandboxes' private networks. Skipped when present.
 need=()
-for tool in bash python3 node curl tar base64 unshare nsenter; do
-  command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
+for pair in bash:bash python3:python3 node:nodejs curl:curl tar:tar base64:coreutils \
+  unshare:util-linux nsenter:util-linux setsid:util-linux pasta:passt; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
 done
 if [ "${#need[@]}" -gt 0 ]; then
-  echo "installing system packages for: ${need[*]}"
+  echo "installing system packages: ${need[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bash python3 nodejs curl tar coreutils util-linux
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 
 export CARGO_TERM_COLOR=never
