@@ -14,6 +14,9 @@ use tokio::time::Instant;
 use crate::error::{Error, Result};
 use crate::protocol::{self, Frame, FrameParser, Mode, Stream};
 
+/// Largest piece of input handed to `Console::send` at once.
+const SEND_PIECE: usize = 32 << 10;
+
 /// What a command's route receives.
 #[derive(Debug)]
 pub(crate) enum Event {
@@ -196,12 +199,27 @@ impl Channel {
         self.shared.routes().closed.is_some() || self.reader.is_finished()
     }
 
+    /// Sends whole lines, in pieces of at most [`SEND_PIECE`] bytes cut after a newline, so a
+    /// large request (stdin) is not one long send.
     async fn send(&self, data: &[u8]) -> Result<()> {
         let _guard = self.shared.write_lock.lock().await;
-        if let Err(e) = self.shared.console.send(data).await {
-            let reason = format!("sending to the console failed: {e}");
-            self.shared.close(reason.clone());
-            return Err(Error::lost(reason));
+        let mut rest = data;
+        while !rest.is_empty() {
+            let cut = if rest.len() <= SEND_PIECE {
+                rest.len()
+            } else {
+                rest[..SEND_PIECE]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(SEND_PIECE, |i| i + 1)
+            };
+            let (piece, tail) = rest.split_at(cut);
+            rest = tail;
+            if let Err(e) = self.shared.console.send(piece).await {
+                let reason = format!("sending to the console failed: {e}");
+                self.shared.close(reason.clone());
+                return Err(Error::lost(reason));
+            }
         }
         Ok(())
     }
