@@ -15,6 +15,9 @@ use crate::settings::{SpecSettings, timeout_secs};
 /// Exit code after Ctrl-C (128 + SIGINT), as shells report it.
 const INTERRUPTED: u8 = 130;
 
+/// How long an interrupted command's kill request gets to reach the sandbox.
+const KILL_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The request a command line describes: one argument is a shell line, several an argv.
 pub(crate) fn request(
     args: &CommandArgs,
@@ -86,7 +89,10 @@ async fn stream(ctx: &Ctx, sandbox: &Sandbox, request: ExecRequest) -> Result<Ex
         let event = tokio::select! {
             event = events.next_event() => event,
             _ = &mut interrupted => {
+                // Dropping the stream sends the kill in a background task: give it a moment to
+                // leave before this process exits.
                 drop(events);
+                tokio::time::sleep(KILL_GRACE).await;
                 ctx.printer.info("interrupted: the remote command was killed");
                 return Ok(Exit::Remote(INTERRUPTED));
             }
@@ -179,6 +185,27 @@ pub(crate) async fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit> {
         }
     };
     let create_secs = start.elapsed().as_secs_f64();
+    // What `--json` reports about the sandbox, read while it exists.
+    let sandbox_json = if args.json {
+        let app = ctx.provider.platform.get_app(sandbox.id()).await.ok();
+        Some(match app {
+            Some(app) => SandboxJson::from_app(&app, &ctx.provider.label),
+            None => SandboxJson {
+                id: sandbox.id().to_owned(),
+                name: sandbox.name().to_owned(),
+                status: "UNKNOWN".to_owned(),
+                reason: None,
+                image: Some(spec.image.as_str().to_owned()),
+                component_type: Some(spec.component_type.as_str().to_owned()),
+                region: spec.region.clone(),
+                url: None,
+                created_at: None,
+                provider: ctx.provider.label.clone(),
+            },
+        })
+    } else {
+        None
+    };
     let exec_start = Instant::now();
     let what = request.display();
     let (result, json_output) = if args.json {
@@ -220,23 +247,7 @@ pub(crate) async fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit> {
             )),
         }
     }
-    if let Some(output) = json_output {
-        let app = ctx.provider.platform.get_app(sandbox.id()).await.ok();
-        let sandbox_json = match app {
-            Some(app) => SandboxJson::from_app(&app, &ctx.provider.label),
-            None => SandboxJson {
-                id: sandbox.id().to_owned(),
-                name: sandbox.name().to_owned(),
-                status: "DELETED".to_owned(),
-                reason: None,
-                image: Some(spec.image.as_str().to_owned()),
-                component_type: Some(spec.component_type.as_str().to_owned()),
-                region: spec.region.clone(),
-                url: None,
-                created_at: None,
-                provider: ctx.provider.label.clone(),
-            },
-        };
+    if let (Some(output), Some(sandbox_json)) = (json_output, sandbox_json) {
         ctx.printer.json(&RunJson {
             sandbox: sandbox_json,
             output: OutputJson::new(&output),

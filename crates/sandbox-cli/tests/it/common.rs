@@ -107,8 +107,8 @@ impl TestContext {
         }
     }
 
-    /// `sandbox ARGS...` in this context.
-    pub fn cmd<I, S>(&self, args: I) -> Command
+    /// `sandbox ARGS...` in this context, as a plain `std::process::Command`.
+    pub fn std_cmd<I, S>(&self, args: I) -> std::process::Command
     where
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
@@ -116,7 +116,16 @@ impl TestContext {
         let mut std_cmd = std::process::Command::new(bin());
         self.apply(&mut std_cmd);
         std_cmd.args(args);
-        let mut cmd = Command::from_std(std_cmd);
+        std_cmd
+    }
+
+    /// `sandbox ARGS...` in this context.
+    pub fn cmd<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut cmd = Command::from_std(self.std_cmd(args));
         cmd.timeout(Duration::from_secs(180));
         cmd
     }

@@ -346,3 +346,63 @@ fn config_file_sets_defaults_and_flags_win() {
     let output = ctx.run(["--provider", "digitalocean", "--driver", "api", "list"]);
     assert_eq!(output.status.code(), Some(4));
 }
+
+#[test]
+fn interrupting_exec_kills_the_remote_command() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let ctx = local_ctx!();
+    ctx.ok(["create", "--name", "intr"]);
+    let mut child = ctx
+        .std_cmd(["exec", "intr", "--", "echo started; sleep 300"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the command starts");
+    assert_eq!(line, "started\n");
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        assert!(Instant::now() < deadline, "exec did not end after SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(130));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ps = ctx.ok(["ps", "intr", "--filter", "sleep 300", "--json"]);
+        let ps: serde_json::Value = serde_json::from_str(&ps).unwrap();
+        // `ps --filter` lists its own command line too; only a real `sleep` counts.
+        let alive = ps.as_array().unwrap().iter().any(|p| {
+            p["command"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("sleep 300"))
+        });
+        if !alive {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the remote command survived: {ps}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
