@@ -45,6 +45,39 @@ fn api_driver_lifecycle() {
     assert!(!deploy_logs.is_empty());
 
     let id = id_of(&ctx, "emu-api");
+    // Any component of any app, by id: what troubleshooting an existing app uses.
+    assert_eq!(
+        ctx.ok([
+            "exec",
+            "--id",
+            &id,
+            "--component",
+            "sandbox",
+            "--",
+            "echo",
+            "attached"
+        ]),
+        "attached\n"
+    );
+    let output = ctx.run(["exec", "--id", &id, "--component", "web", "--", "true"]);
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        ctx.run([
+            "exec",
+            "--id",
+            "00000000-0000-4000-8000-000000000000",
+            "--",
+            "true"
+        ])
+        .status
+        .code(),
+        Some(3)
+    );
     ctx.ok(["delete", "--id", &id]);
     assert_eq!(ctx.run(["status", "--id", &id]).status.code(), Some(3));
     drop(emu);
