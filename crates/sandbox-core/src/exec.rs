@@ -70,7 +70,9 @@ impl fmt::Display for ExitStatus {
 }
 
 /// What a finished command produced: its status and every byte of stdout and stderr.
-#[derive(Clone, PartialEq, Eq)]
+///
+/// Two outputs are equal when their status and bytes are.
+#[derive(Clone)]
 pub struct ExecOutput {
     /// How it ended.
     pub status: ExitStatus,
@@ -138,6 +140,14 @@ impl ExecOutput {
         })
     }
 }
+
+impl PartialEq for ExecOutput {
+    fn eq(&self, other: &Self) -> bool {
+        self.status == other.status && self.stdout == other.stdout && self.stderr == other.stderr
+    }
+}
+
+impl Eq for ExecOutput {}
 
 impl fmt::Debug for ExecOutput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
