@@ -99,7 +99,7 @@ impl Provider {
     ) -> Result<Sandbox> {
         let app_id = match (id, name) {
             (Some(id), _) => id.to_owned(),
-            (None, Some(name)) => self.resolve(name).await?.0,
+            (None, Some(name)) => self.resolve(name, Lookup::AnyApp).await?.0,
             (None, None) => {
                 return Err(CliError::Usage("give a sandbox name or `--id`".into()).into());
             }
@@ -116,8 +116,9 @@ impl Provider {
     /// Finds the app id (and name) of a sandbox by name.
     ///
     /// An exact name wins, then an exact id, then a unique id prefix (at least 4
-    /// characters); apps of that name that this tool did not create come last.
-    pub(crate) async fn resolve(&self, target: &str) -> Result<(String, String)> {
+    /// characters); with [`Lookup::AnyApp`], apps of that name that this tool did not create
+    /// come last.
+    pub(crate) async fn resolve(&self, target: &str, lookup: Lookup) -> Result<(String, String)> {
         let sandboxes = Sandbox::list(self.platform.as_ref())
             .await
             .context("cannot list sandboxes")?;
@@ -138,7 +139,14 @@ impl Provider {
             .await
             .context("cannot look up apps")?
         {
-            return Ok((app.id.clone(), app.name().to_owned()));
+            if lookup == Lookup::AnyApp {
+                return Ok((app.id.clone(), app.name().to_owned()));
+            }
+            return Err(CliError::Usage(format!(
+                "app `{target}` was not created by this tool; to delete it anyway, give its id: `--id {}`",
+                app.id
+            ))
+            .into());
         }
         Err(CliError::NotFound {
             what: format!("sandbox `{target}`"),
@@ -149,6 +157,15 @@ impl Provider {
         }
         .into())
     }
+}
+
+/// Which apps a name may designate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// Sandboxes, then any app of that name (to troubleshoot existing apps).
+    AnyApp,
+    /// Sandboxes only (what `delete` acts on).
+    SandboxesOnly,
 }
 
 enum Pick<'a> {

@@ -10,6 +10,7 @@ use super::{Ctx, SandboxJson, age, create_sandbox, provider_note, since};
 use crate::args::{CreateArgs, DeleteArgs, InfoArgs, ListArgs};
 use crate::error::Exit;
 use crate::printer::table;
+use crate::provider::Lookup;
 use crate::settings::SpecSettings;
 
 pub(crate) async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Exit> {
@@ -123,7 +124,7 @@ pub(crate) async fn delete(ctx: &Ctx, args: DeleteArgs) -> Result<Exit> {
                 .with_context(|| format!("cannot find app `{id}`"))?;
             (app.id.clone(), app.name().to_owned())
         }
-        (None, Some(name)) => ctx.provider.resolve(name).await?,
+        (None, Some(name)) => ctx.provider.resolve(name, Lookup::SandboxesOnly).await?,
         (None, None) => unreachable_usage()?,
     };
     ctx.provider

@@ -125,3 +125,58 @@ fn a_wrong_token_is_an_auth_error() {
     assert!(!stderr.contains(&emu.token), "the token leaked: {stderr}");
     drop(emu);
 }
+
+#[test]
+fn apps_this_tool_did_not_create_are_reachable_but_not_deleted_by_name() {
+    emulator_ctx!(ctx, emu);
+    let Ok(standin) = appplatform_emulator::standin_path() else {
+        eprintln!("skipping: the doctl stand-in is not built");
+        return;
+    };
+    // An app made by hand (doctl), without the sandbox marker.
+    let spec = ctx.path().join("plain.yaml");
+    std::fs::write(
+        &spec,
+        "name: plain-app\nregion: atl\nworkers:\n- name: web\n  image:\n    registry_type: GHCR\n    \
+         registry: someone\n    repository: sandbox-python\n    tag: latest\n  instance_count: 1\n  \
+         instance_size_slug: apps-s-1vcpu-1gb\n",
+    )
+    .unwrap();
+    let created = std::process::Command::new(&standin)
+        .env("DIGITALOCEAN_ACCESS_TOKEN", &emu.token)
+        .args(["--api-url", &emu.url, "apps", "create", "--spec"])
+        .arg(&spec)
+        .args(["--wait", "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    let id = created[0]["id"].as_str().unwrap().to_owned();
+
+    assert_eq!(ctx.ok(["list", "--json"]).trim(), "[]");
+    // By name (after the sandboxes) or by id, with its own component.
+    assert_eq!(ctx.ok(["exec", "plain-app", "--", "echo", "hi"]), "hi\n");
+    assert_eq!(
+        ctx.ok([
+            "exec",
+            "--id",
+            &id,
+            "--component",
+            "web",
+            "--",
+            "echo",
+            "web"
+        ]),
+        "web\n"
+    );
+    // `delete NAME` only deletes sandboxes; the id is required for anything else.
+    let output = ctx.run(["delete", "plain-app"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains(&format!("--id {id}")));
+    ctx.ok(["delete", "--id", &id]);
+    drop(emu);
+}
