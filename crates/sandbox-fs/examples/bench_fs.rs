@@ -61,6 +61,39 @@ fn data(len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// The doctl stand-in of the same profile as this example (`target/<profile>/doctl-standin`),
+/// built when missing; `standin_path` looks in `target/<profile>/examples` for examples.
+fn standin() -> Result<std::path::PathBuf, BoxError> {
+    let exe = std::env::current_exe()?;
+    let Some(profile) = exe
+        .parent()
+        .filter(|d| d.file_name().is_some_and(|n| n == "examples"))
+        .and_then(|d| d.parent())
+    else {
+        return Ok(appplatform_emulator::standin_path()?);
+    };
+    let path = profile.join("doctl-standin");
+    if !path.exists() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = std::process::Command::new(cargo);
+        build.args([
+            "build",
+            "-p",
+            "appplatform-emulator",
+            "--bin",
+            "doctl-standin",
+        ]);
+        if profile.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
+        }
+        let status = build.status()?;
+        if !status.success() {
+            return Err(format!("building doctl-standin failed with {status}").into());
+        }
+    }
+    Ok(path)
+}
+
 async fn sandbox(
     via: Via,
     dir: &std::path::Path,
@@ -79,7 +112,7 @@ async fn sandbox(
             let platform: Arc<dyn Platform> = if let Via::Doctl = via {
                 Arc::new(Doctl::new(
                     DoctlConfig::new()
-                        .with_binary(appplatform_emulator::standin_path()?)
+                        .with_binary(standin()?)
                         .with_token(token)
                         .with_api_url(emulator.url())
                         .with_command_timeout(Duration::from_secs(120)),

@@ -90,8 +90,11 @@ exec dd if="$1" iflag=skip_bytes,count_bytes skip="$2" count="$3" bs=1048576 sta
 /// Emits `name\0mode-hex\0size\0mtime\0` per entry named in `$@` that exists (a glob word
 /// that matched nothing does not), then an empty field, then the target of each symlink among
 /// them (NUL-terminated, in order). Names are never empty, so the empty field cannot be a name.
+/// `stat` exits 1 for glob words that matched nothing; a higher status means it did not run
+/// (for example a folder whose names exceed the argument size limit).
 const EMIT: &str = r#"_e() {
   stat --printf '%n\0%f\0%s\0%Y\0' -- "$@" 2>/dev/null
+  r=$?; [ $r -gt 1 ] && { echo "stat could not run (status $r): too many entries for one command line?" >&2; return 1; }
   printf '\0'
   for f; do if [ -L "$f" ]; then readlink -z -- "$f" || printf '\0'; fi; done
 }
