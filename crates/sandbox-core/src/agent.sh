@@ -4,7 +4,8 @@ D=$T/.sandbox-exec.$N
 umask 077
 mkdir -p "$D" || { printf '@%s:0:f:mkdir\n' "$N"; exit 1; }
 echo $$ >"$D/agent"
-B= E=
+B= E= G=
+[ -z "$SANDBOX_EXEC_NO_SETSID" ] && command -v setsid >/dev/null 2>&1 && G=1
 _f() { printf '@%s:%s:%s:%s\n' "$N" "$1" "$2" "$3"; }
 L='
 '
@@ -36,7 +37,8 @@ _j() {
     _s "$i" e <"$e" & b=$!
   fi
   exec 3>"$o" 4>"$e"
-  timeout -s KILL "$3" sh -c "$_S" <"$n" >&3 2>&4 3>&- 4>&- & p=$!
+  if [ -n "$G" ]; then setsid sh -c "$_S" <"$n" >&3 2>&4 3>&- 4>&- & p=$!
+  else timeout -s KILL "$3" sh -c "$_S" <"$n" >&3 2>&4 3>&- 4>&- & p=$!; fi
   echo "$p" >"$D/$i.p"
   [ -f "$D/$i.k" ] && { kill -9 -"$p" 2>/dev/null || kill -9 "$p" 2>/dev/null; }
   wait "$p"; r=$?

@@ -97,6 +97,52 @@ mod pty_tests {
     }
 
     crate::conformance_tests!(pty);
+
+    /// Where `setsid` exists, commands run in a session of their own, without a controlling
+    /// terminal (they cannot write frames to it); without it, `timeout` groups them.
+    #[tokio::test]
+    async fn commands_have_no_terminal_where_setsid_exists() {
+        for (no_setsid, expect_tty) in [(false, false), (true, true)] {
+            let mut platform = crate::testing::PtyPlatform::new().expect("pty platform");
+            if no_setsid {
+                platform = platform.with_env("SANDBOX_EXEC_NO_SETSID", "1");
+            }
+            let sandbox = crate::Sandbox::builder()
+                .defaults(appspec::TemplateDefaults::default())
+                .platform(Arc::new(platform))
+                .create()
+                .await
+                .expect("sandbox");
+            // Field 7 of /proc/<pid>/stat is the controlling terminal (0: none).
+            let out = sandbox
+                .exec("read -r _ _ _ _ _ _ t _ </proc/self/stat; echo $t")
+                .await;
+            let tty: i64 = out
+                .expect("exec")
+                .stdout_text()
+                .trim()
+                .parse()
+                .expect("a number");
+            assert_eq!(tty != 0, expect_tty, "no_setsid={no_setsid}");
+            sandbox.delete().await.expect("delete");
+        }
+    }
+
+    mod without_setsid {
+        //! The agent's fallback when `setsid` is missing: `timeout` makes the process groups.
+        use std::sync::Arc;
+
+        async fn pty_without_setsid() -> crate::conformance::Target {
+            let platform = crate::testing::PtyPlatform::new()
+                .expect("pty platform")
+                .with_env("SANDBOX_EXEC_NO_SETSID", "1");
+            crate::conformance::Target::new(Arc::new(platform))
+        }
+
+        crate::conformance_tests!(pty_without_setsid; exec_basics, signal_status,
+            stderr_separate_and_codes, concurrent_commands, timeout_keeps_console,
+            console_drop_fails_command_once, streaming_events, stdin_round_trip, processes);
+    }
 }
 
 #[cfg(test)]

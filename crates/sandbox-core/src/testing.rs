@@ -40,6 +40,7 @@ fn io_error(what: &str, e: impl std::fmt::Display) -> Error {
 pub struct PtyPlatform {
     root: tempfile::TempDir,
     apps: Mutex<HashMap<String, PtyAppEntry>>,
+    env: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -62,7 +63,15 @@ impl PtyPlatform {
         Ok(PtyPlatform {
             root,
             apps: Mutex::new(HashMap::new()),
+            env: Vec::new(),
         })
+    }
+
+    /// Sets an environment variable in every console's shell.
+    #[must_use]
+    pub fn with_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
     }
 
     /// The folder holding every app's files.
@@ -178,7 +187,7 @@ impl Platform for PtyPlatform {
             )));
         }
         let root = self.app_root(&target.app_id)?;
-        Ok(Box::new(PtyConsole::spawn(&root, target.size)?))
+        Ok(Box::new(PtyConsole::spawn(&root, target.size, &self.env)?))
     }
 
     async fn logs(&self, _request: &LogsRequest) -> Result<LogStream> {
@@ -218,13 +227,13 @@ impl std::fmt::Debug for PtyConsole {
 }
 
 impl PtyConsole {
-    /// Starts `bash --norc -i` in `<root>/home/app`, with `HOME=<root>/home` and
-    /// `TMPDIR=<root>/tmp`.
+    /// Starts `bash --norc -i` in `<root>/home/app`, with `HOME=<root>/home`,
+    /// `TMPDIR=<root>/tmp` and `env`.
     ///
     /// # Errors
     ///
     /// When the pty or bash cannot be started.
-    pub fn spawn(root: &Path, size: TermSize) -> Result<Self> {
+    pub fn spawn(root: &Path, size: TermSize, env: &[(String, String)]) -> Result<Self> {
         let (pty, pts) = pty_process::open().map_err(|e| io_error("opening a pty", e))?;
         pty.resize(pty_process::Size::new(size.rows, size.cols))
             .map_err(|e| io_error("sizing the pty", e))?;
@@ -241,6 +250,7 @@ impl PtyConsole {
             .env("TERM", "xterm-256color")
             .env("PS1", "sandbox@pty:\\w\\$ ")
             .env("LANG", "C.UTF-8")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .current_dir(home.join("app"))
             .spawn(pts)
             .map_err(|e| io_error("starting bash on a pty", e))?;
