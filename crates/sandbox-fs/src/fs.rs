@@ -47,6 +47,7 @@ pub struct FileSystem {
     read_chunk: usize,
     timeout: Duration,
     transfer_timeout: Duration,
+    compress: Arc<std::sync::atomic::AtomicBool>,
     http: Arc<OnceLock<reqwest::Client>>,
 }
 
@@ -208,6 +209,7 @@ impl FileSystem {
             read_chunk: DEFAULT_READ_CHUNK,
             timeout: DEFAULT_COMMAND_TIMEOUT,
             transfer_timeout: DEFAULT_TRANSFER_TIMEOUT,
+            compress: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             http: Arc::new(OnceLock::new()),
         }
     }
@@ -252,6 +254,16 @@ impl FileSystem {
         self.write_chunk = write.max(4096);
         self.read_chunk = read.max(4096);
         self
+    }
+
+    /// Whether chunks sent through the console are gzip-compressed when that makes them at
+    /// least a tenth smaller (on by default; the sandbox needs `gzip`, and without it chunks
+    /// go uncompressed).
+    #[must_use]
+    pub fn with_compression(self, compress: bool) -> Self {
+        let mut this = self;
+        this.compress = Arc::new(std::sync::atomic::AtomicBool::new(compress));
+        this
     }
 
     /// The deadline of each console command (5 minutes by default).
@@ -946,6 +958,47 @@ impl FileSystem {
         }
     }
 
+    /// One step of the write script with `data` on stdin: gzip-compressed (flag `z`) when that
+    /// saves at least a tenth of the bytes, plain again (and from then on) when the sandbox
+    /// has no `gzip`. `args` are `$2..$6`; the chunk's length is added as `$7`.
+    async fn write_step(
+        &self,
+        path: &str,
+        flags: &str,
+        args: [&str; 5],
+        data: &Bytes,
+    ) -> Result<(ExecOutput, u32)> {
+        let length = data.len().to_string();
+        let plain = |flags: &str| -> Vec<String> {
+            let mut all = vec![flags.to_owned()];
+            all.extend(args.iter().map(|a| (*a).to_owned()));
+            all.push(length.clone());
+            all
+        };
+        if flags.contains('d')
+            && data.len() >= 1024
+            && self.compress.load(std::sync::atomic::Ordering::Relaxed)
+            && let Some(packed) = gzip(data)
+        {
+            let argv = plain(&format!("{flags}z"));
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            let (out, attempt) = self
+                .run_idempotent("write", path, &script::write(), &argv, Some(packed))
+                .await?;
+            if out.code() != Some(script::NO_GZIP) {
+                return Ok((out, attempt));
+            }
+            tracing::debug!("the sandbox has no gzip; sending chunks uncompressed");
+            self.compress
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+        let argv = plain(flags);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let stdin = (!data.is_empty()).then(|| data.clone());
+        self.run_idempotent("write", path, &script::write(), &argv, stdin)
+            .await
+    }
+
     /// The chunked, atomic write: begin (temporary file), data at fixed offsets, commit.
     async fn write_console(
         &self,
@@ -976,15 +1029,8 @@ impl FileSystem {
         if one_call {
             flags.push('c');
         }
-        let stdin = (!first.is_empty()).then(|| first.clone());
         let (out, _) = self
-            .run_idempotent(
-                "write",
-                path,
-                &script::write(),
-                &[&flags, path, &token, "0", &total_text],
-                stdin,
-            )
+            .write_step(path, &flags, [path, &token, "0", &total_text, "0"], &first)
             .await?;
         let out = ok_or_fail("write", path, out)?;
         let mut fields = out.stdout.split(|&b| b == 0);
@@ -1035,14 +1081,12 @@ impl FileSystem {
                     flags.push('c');
                 }
                 let offset_text = offset.to_string();
-                let stdin = (!data.is_empty()).then(|| data.clone());
                 let (out, attempt) = self
-                    .run_idempotent(
-                        "write",
+                    .write_step(
                         path,
-                        &script::write(),
-                        &[&flags, &target, &temp, &offset_text, &total_text, &base],
-                        stdin,
+                        &flags,
+                        [&target, &temp, &offset_text, &total_text, &base],
+                        &data,
                     )
                     .await?;
                 if last && attempt > 1 && out.code() == Some(script::GONE) {
@@ -1262,6 +1306,18 @@ fn store_from_env() -> (Option<Arc<dyn ObjectStore>>, String, Duration) {
             DEFAULT_URL_EXPIRY,
         )
     }
+}
+
+/// `data` gzip-compressed (fast level), when that saves at least a tenth of its size.
+fn gzip(data: &[u8]) -> Option<Bytes> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 2),
+        flate2::Compression::fast(),
+    );
+    encoder.write_all(data).ok()?;
+    let packed = encoder.finish().ok()?;
+    (packed.len() * 10 <= data.len() * 9).then(|| Bytes::from(packed))
 }
 
 /// A random token for temporary names (32 hex digits).

@@ -20,6 +20,8 @@ pub(crate) const HTTP: i32 = 75;
 pub(crate) const SIZE: i32 = 76;
 /// The temporary file of a write is gone (a previous attempt already committed it).
 pub(crate) const GONE: i32 = 77;
+/// A compressed chunk was sent but the sandbox has no `gzip`.
+pub(crate) const NO_GZIP: i32 = 78;
 
 /// Prepended to every script.
 pub(crate) const PRELUDE: &str = "umask 022; unset CDPATH\n";
@@ -36,9 +38,9 @@ const RESOLVE: &str = r#"_r() {
 
 /// Atomic write in steps. `$1` flags: `b` begin (resolve, create the temporary file; with `a`
 /// start from a copy of the current file) and print `target\0temp\0base\0`; `d` write stdin at
-/// byte `base + $4`; `c` check the size is `base + $5`, keep the old file's mode, rename into
-/// place. `$2` the path (or the resolved target), `$3` a token (or the temporary path), `$6`
-/// the base (after `b`).
+/// byte `base + $4` (`z`: stdin is gzip data of `$7` bytes; exit 78 without `gzip`); `c` check
+/// the size is `base + $5`, keep the old file's mode, rename into place. `$2` the path (or the
+/// resolved target), `$3` a token (or the temporary path), `$6` the base (after `b`).
 pub(crate) fn write() -> String {
     format!(
         r#"{RESOLVE}f=$1 p=$2 t=$3 base=${{6:-0}}
@@ -52,7 +54,15 @@ case $f in *b*)
   esac
   printf '%s\0%s\0%s\0' "$p" "$t" "$base"
 ;; *) [ -e "$t" ] || exit 77;; esac
-case $f in *d*) dd of="$t" bs=1048576 seek=$((base + $4)) oflag=seek_bytes conv=notrunc,nocreat status=none || exit 1;; esac
+case $f in
+  *z*)
+    command -v gzip >/dev/null 2>&1 || exit 78
+    gzip -dc >"$t.z" || {{ rm -f -- "$t.z"; exit 1; }}
+    [ "$(stat -c %s -- "$t.z")" = "$7" ] || {{ rm -f -- "$t.z"; echo "a chunk decompressed to the wrong size" >&2; exit 76; }}
+    dd if="$t.z" of="$t" bs=1048576 seek=$((base + $4)) oflag=seek_bytes conv=notrunc,nocreat status=none; r=$?
+    rm -f -- "$t.z"; [ $r = 0 ] || exit 1;;
+  *d*) dd of="$t" bs=1048576 seek=$((base + $4)) oflag=seek_bytes conv=notrunc,nocreat status=none || exit 1;;
+esac
 case $f in *c*)
   s=$(stat -c %s -- "$t") || exit 1
   [ "$s" = $((base + $5)) ] || {{ echo "wrote $s bytes, expected $((base + $5))" >&2; exit 76; }}

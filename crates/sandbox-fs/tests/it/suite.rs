@@ -308,6 +308,22 @@ async fn chunks_and_local_files(fs: &FileSystem) {
         .expect("chunked write");
     assert_eq!(fs.read("chunked.bin").await.expect("read"), data);
     assert_eq!(small.read("chunked.bin").await.expect("chunked read"), data);
+    // Compressible content travels gzip-compressed, chunk by chunk; the result is the same.
+    let text: String = (0..20_000).map(|i| format!("line {}\n", i % 97)).collect();
+    small
+        .write("chunked.txt", &text)
+        .await
+        .expect("compressed write");
+    assert_eq!(fs.read_text("chunked.txt").await.expect("read"), text);
+    let plain = small.clone().with_compression(false);
+    plain
+        .append("chunked.txt", &text)
+        .await
+        .expect("plain append");
+    assert_eq!(
+        fs.size("chunked.txt").await.expect("size"),
+        2 * text.len() as u64
+    );
     small
         .append("chunked.bin", &data[..10_000])
         .await
