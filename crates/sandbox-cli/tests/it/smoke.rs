@@ -177,7 +177,14 @@ fn run_suite(ctx: &TestContext, target: &str, provider: &str) -> Vec<String> {
         |c, o, _| {
             let json: serde_json::Value =
                 serde_json::from_slice(o).map_err(|e| format!("not JSON: {e}"))?;
-            if c == 0 && json.as_array().is_some_and(|a| !a.is_empty()) {
+            let running = json.as_array().is_some_and(|a| {
+                a.iter().any(|p| {
+                    p["command"]
+                        .as_str()
+                        .is_some_and(|c| c.starts_with("sleep 300"))
+                })
+            });
+            if c == 0 && running {
                 Ok(())
             } else {
                 Err(format!("exit {c}: {json}"))
