@@ -191,8 +191,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "fresh_runs": FRESH_RUNS,
         }));
     }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average after the run: {}", load.trim());
     if let Some(path) = out_path {
-        std::fs::write(&path, serde_json::to_string_pretty(&all)?)?;
+        let report = serde_json::json!({
+            "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            "loadavg_after": load.trim(),
+            "targets": all,
+        });
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
         println!("wrote {path}");
     }
     Ok(())
