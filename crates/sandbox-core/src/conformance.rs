@@ -198,7 +198,7 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 macro_rules! conformance_tests {
     ($make:path) => {
         $crate::conformance_tests!($make; exec_basics, binary_and_invalid_utf8,
-            hostile_text_shapes, large_random_output, megabyte_line, stderr_separate_and_codes,
+            hostile_text_shapes, large_random_output, large_streamed_output, megabyte_line, stderr_separate_and_codes,
             signal_status, concurrent_commands, timeout_keeps_console, stdin_round_trip,
             env_cwd_stateless, session_persists, argv_without_quoting, streaming_events,
             console_reused, console_drop_fails_command_once, hostile_terminal, processes,
@@ -302,6 +302,40 @@ pub mod cases {
         assert_eq!(out.stdout.len(), 10_000_000);
         let (crc, len) = cksum(&out.stdout);
         assert_eq!(made.stdout_text().trim(), format!("{crc} {len}"));
+    }
+
+    /// 4 MB of random bytes streamed in chunks, with stderr interleaved, match a `cksum`
+    /// computed in the sandbox.
+    pub async fn large_streamed_output(ctx: Ctx) {
+        let made = ok(ok(ctx
+            .sandbox
+            .exec("head -c 4000000 /dev/urandom > stream.bin && cksum < stream.bin")
+            .await)
+        .exit_ok());
+        let mut stream = ok(ctx
+            .sandbox
+            .exec_stream(ExecRequest::shell("cat stream.bin; echo done >&2"))
+            .await);
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        let mut chunks = 0;
+        let mut exit = None;
+        while let Some(event) = stream.next_event().await {
+            match ok(event) {
+                ExecEvent::Stdout(chunk) => {
+                    chunks += 1;
+                    stdout.extend_from_slice(&chunk);
+                }
+                ExecEvent::Stderr(chunk) => stderr.extend_from_slice(&chunk),
+                ExecEvent::Exit(status) => exit = Some(status),
+            }
+        }
+        assert_eq!(exit.map(|s| s.success()), Some(true));
+        assert_eq!(stderr, b"done\n");
+        assert!(chunks > 1, "4 MB arrived in one chunk");
+        let (crc, len) = cksum(&stdout);
+        assert_eq!(made.stdout_text().trim(), format!("{crc} {len}"));
+        ok(ctx.sandbox.exec("rm -f stream.bin").await);
     }
 
     /// A 1 MB line without a newline, and one with.
