@@ -406,7 +406,10 @@ pub mod cases {
 
     /// A timeout kills the command's group and the console stays usable.
     pub async fn timeout_keeps_console(ctx: Ctx) {
-        let request = ExecRequest::shell("sleep 117 & sleep 118; echo never")
+        // Unique durations, so that other cases running at the same time cannot be mistaken
+        // for this one's processes.
+        let tag = uuid::Uuid::new_v4().as_u128() % 1_000_000;
+        let request = ExecRequest::shell(format!("sleep 117.{tag} & sleep 118.{tag}; echo never"))
             .timeout(Duration::from_millis(1500));
         let err = ctx.sandbox.exec_with(request).await.unwrap_err();
         assert!(err.is_timeout(), "{err}");
@@ -415,7 +418,7 @@ pub mod cases {
         assert_eq!(out.stdout, b"still here\n");
         // The whole group is gone (checked with a deadline, not a timing).
         let check = ExecRequest::shell(
-            "i=0; while [ $i -lt 100 ]; do ps -eo args= | grep -q '^sleep 11[78]' || exit 0; sleep 0.1; i=$((i+1)); done; exit 1",
+            format!("i=0; while [ $i -lt 100 ]; do ps -eo args= | grep -q '^sleep 11[78]\\.{tag}$' || exit 0; sleep 0.1; i=$((i+1)); done; exit 1"),
         )
         .timeout(Duration::from_secs(30));
         assert!(
