@@ -1,7 +1,8 @@
 N=$1
 T=${TMPDIR:-/tmp}
-D=$T/.sandbox-exec.$N
 umask 077
+mkdir -p "$T/.sandbox-exec.$N" 2>/dev/null || T=${HOME:-/}
+D=$T/.sandbox-exec.$N
 mkdir -p "$D" || { printf '@%s:0:f:mkdir\n' "$N"; exit 1; }
 echo $$ >"$D/agent"
 B= E= G=

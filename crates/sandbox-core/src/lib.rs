@@ -98,6 +98,26 @@ mod pty_tests {
 
     crate::conformance_tests!(pty);
 
+    /// With an unwritable temp folder, the agent keeps its files in the home folder.
+    #[tokio::test]
+    async fn agent_falls_back_to_home_without_a_writable_tmp() {
+        let platform = crate::testing::PtyPlatform::new()
+            .expect("pty platform")
+            .with_env("TMPDIR", "/proc");
+        let sandbox = crate::Sandbox::builder()
+            .defaults(appspec::TemplateDefaults::default())
+            .platform(Arc::new(platform))
+            .create()
+            .await
+            .expect("sandbox");
+        let out = sandbox
+            .exec("printf ok; ls -d \"$HOME\"/.sandbox-exec.*")
+            .await
+            .expect("exec");
+        assert!(out.stdout.starts_with(b"ok/"), "{out:?}");
+        sandbox.delete().await.expect("delete");
+    }
+
     /// Where `setsid` exists, commands run in a session of their own, without a controlling
     /// terminal (they cannot write frames to it); without it, `timeout` groups them.
     #[tokio::test]
