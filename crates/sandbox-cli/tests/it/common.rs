@@ -214,7 +214,11 @@ impl TestContext {
                 r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z".to_owned(),
                 "[TIMESTAMP]".to_owned(),
             ),
-            (r"\b\d+(\.\d+)?(s|m\d\ds)\b".to_owned(), "[TIME]".to_owned()),
+            // Durations and ages: `0.2s`, `4m05s`, `12s`, `3m`, `2h`, `1d`.
+            (
+                r"\b\d+(\.\d+)?(s|m\d\ds|m|h|d)\b".to_owned(),
+                "[TIME]".to_owned(),
+            ),
             (r"127\.0\.0\.1:\d+".to_owned(), "[HOST]".to_owned()),
         ];
         filters.push((
@@ -269,8 +273,15 @@ pub fn render(output: &Output) -> String {
 /// Snapshot (in `tests/it/snapshots/`) of a command's output with the context's filters.
 #[macro_export]
 macro_rules! sandbox_snapshot {
-    ($ctx:expr, $name:expr, $output:expr) => {{
-        let filters: Vec<(String, String)> = $ctx.filters();
+    ($ctx:expr, $name:expr, $output:expr) => {
+        $crate::sandbox_snapshot!($ctx, $name, $output, table = false)
+    };
+    ($ctx:expr, $name:expr, $output:expr, table = $table:expr) => {{
+        let mut filters: Vec<(String, String)> = $ctx.filters();
+        if $table {
+            // Column padding depends on the width of filtered values (an age of `9s` or `10s`).
+            filters.push((r" {2,}".to_owned(), "  ".to_owned()));
+        }
         let filters: Vec<(&str, &str)> =
             filters.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         insta::with_settings!({ filters => filters, prepend_module_to_snapshot => false }, {

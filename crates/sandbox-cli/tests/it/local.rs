@@ -80,7 +80,7 @@ fn lifecycle_by_name_and_id() {
     assert_eq!(created["component_type"], "worker");
     let id = created["id"].as_str().unwrap().to_owned();
 
-    sandbox_snapshot!(ctx, "local_list_table", ctx.run(["list"]));
+    sandbox_snapshot!(ctx, "local_list_table", ctx.run(["list"]), table = true);
     sandbox_snapshot!(ctx, "local_list_json", ctx.run(["list", "--json"]));
     sandbox_snapshot!(ctx, "local_status", ctx.run(["status", "demo"]));
 
