@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use doctl_driver::{ConsoleTarget, LogsRequest, Platform};
 use time::OffsetDateTime;
 use tokio::sync::watch;
@@ -137,6 +138,14 @@ impl EmulatorBuilder {
         let span = tracing::info_span!("emulator", %local_addr);
         tokio::spawn(
             async move {
+                // Small console frames go out at once, as from App Platform's Go servers
+                // (Go sockets have TCP_NODELAY on); with Nagle's algorithm a frame could wait
+                // for the delayed ACK of the previous one (about 40 ms).
+                let listener = listener.tap_io(|tcp| {
+                    if let Err(err) = tcp.set_nodelay(true) {
+                        tracing::debug!(%err, "cannot set TCP_NODELAY on an accepted connection");
+                    }
+                });
                 let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
                     let _ = rx.wait_for(|stop| *stop).await;
                 });

@@ -19,8 +19,8 @@ use std::time::Duration;
 use appplatform_emulator::godo::{self, encode_compact, encode_indented, reencode, strict_decode};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 const USER_AGENT: &str = "doctl/0.0.0-standin (linux amd64) godo/1.202.0";
 
@@ -1247,9 +1247,10 @@ async fn logs(ctx: &Ctx, rest: &[String]) -> CmdResult {
             url::Url::parse(live).map_err(|e| Failure::Error(format!("parse \"{live}\": {e}")))?;
         let scheme = if url.scheme() == "http" { "ws" } else { "wss" };
         let _ = url.set_scheme(scheme);
-        let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
-            .await
-            .map_err(|e| Failure::Error(format!("error connecting to websocket: {e}")))?;
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async_with_config(url.as_str(), None, true)
+                .await
+                .map_err(|e| Failure::Error(format!("error connecting to websocket: {e}")))?;
         while let Some(msg) = socket.next().await {
             match msg {
                 Ok(Message::Text(t)) => emit(&frame_data(t.as_bytes())?),
@@ -1389,7 +1390,9 @@ async fn console_session(exec_url: &str) -> CmdResult {
         Ok(u) if u.scheme() == "ws" || u.scheme() == "wss" => u,
         _ => return err("malformed ws or wss URL"),
     };
-    let socket = match tokio_tungstenite::connect_async(url.as_str()).await {
+    // TCP_NODELAY, as Go sets on every TCP connection: a keystroke's frame leaves at once.
+    let socket = match tokio_tungstenite::connect_async_with_config(url.as_str(), None, true).await
+    {
         Ok((socket, _)) => socket,
         Err(e) => {
             // doctl blocks forever here: its input goroutine waits on a channel nobody reads.
@@ -1406,11 +1409,13 @@ async fn console_session(exec_url: &str) -> CmdResult {
         }
     };
     let (mut sink, mut stream) = socket.split();
-    let (input_tx, mut input_rx) = tokio::sync::mpsc::channel::<String>(64);
+    let (input_tx, mut input_rx) = tokio::sync::mpsc::channel::<Input>(64);
     // Resize first, with the terminal's size, then on every SIGWINCH.
     let (cols, rows) = terminal::size();
     let _ = input_tx
-        .send(json!({"op": "resize", "width": cols, "height": rows}).to_string())
+        .send(Input::Frame(
+            json!({"op": "resize", "width": cols, "height": rows}).to_string(),
+        ))
         .await;
     let resize_tx = input_tx.clone();
     tokio::spawn(async move {
@@ -1422,7 +1427,9 @@ async fn console_session(exec_url: &str) -> CmdResult {
         while winch.recv().await.is_some() {
             let (cols, rows) = terminal::size();
             if resize_tx
-                .send(json!({"op": "resize", "width": cols, "height": rows}).to_string())
+                .send(Input::Frame(
+                    json!({"op": "resize", "width": cols, "height": rows}).to_string(),
+                ))
                 .await
                 .is_err()
             {
@@ -1430,24 +1437,18 @@ async fn console_session(exec_url: &str) -> CmdResult {
             }
         }
     });
-    // One frame per input byte, as doctl reads one byte at a time.
+    // Input is read in chunks; each byte still travels in a frame of its own (see `Input`).
     let stdin_tx = input_tx.clone();
     std::thread::spawn(move || {
         let mut stdin = std::io::stdin();
-        let mut byte = [0u8; 1];
+        let mut buf = vec![0u8; STDIN_CHUNK];
         loop {
-            match stdin.read(&mut byte) {
-                Ok(1) => {
-                    let data = if byte[0] < 0x80 {
-                        (byte[0] as char).to_string()
-                    } else {
-                        "\u{fffd}".to_owned()
-                    };
-                    let frame = format!(
-                        "{{\"op\":\"stdin\",\"data\":{}}}",
-                        encode_compact(&json!(data))
-                    );
-                    if stdin_tx.blocking_send(frame).is_err() {
+            match stdin.read(&mut buf) {
+                Ok(n) if n > 0 => {
+                    if stdin_tx
+                        .blocking_send(Input::Bytes(buf[..n].to_vec()))
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -1463,7 +1464,7 @@ async fn console_session(exec_url: &str) -> CmdResult {
         loop {
             ticker.tick().await;
             if keepalive_tx
-                .send("{\"op\":\"stdin\",\"data\":\"\"}".to_owned())
+                .send(Input::Frame("{\"op\":\"stdin\",\"data\":\"\"}".to_owned()))
                 .await
                 .is_err()
             {
@@ -1472,12 +1473,43 @@ async fn console_session(exec_url: &str) -> CmdResult {
         }
     });
     drop(input_tx);
+    let frames = stdin_frames();
+    let mut input_open = true;
     let mut stdout = std::io::stdout();
     loop {
         tokio::select! {
-            frame = input_rx.recv() => {
-                let Some(frame) = frame else { continue };
-                if let Err(e) = sink.send(Message::Text(frame.into())).await {
+            input = input_rx.recv(), if input_open => {
+                let Some(input) = input else {
+                    input_open = false;
+                    continue;
+                };
+                // This input and whatever else is already waiting: frames written into the
+                // socket's buffer, then one flush.
+                let mut next = Some(input);
+                let mut bytes = 0;
+                while let Some(input) = next.take() {
+                    let fed = match input {
+                        Input::Frame(frame) => sink.feed(Message::Text(frame.into())).await,
+                        Input::Bytes(data) => {
+                            bytes += data.len();
+                            let mut fed = Ok(());
+                            for byte in data {
+                                fed = sink.feed(Message::Text(frames[usize::from(byte)].clone())).await;
+                                if fed.is_err() {
+                                    break;
+                                }
+                            }
+                            fed
+                        }
+                    };
+                    if let Err(e) = fed {
+                        return err(format!("error writing to websocket: {e}"));
+                    }
+                    if bytes < STDIN_CHUNK {
+                        next = input_rx.try_recv().ok();
+                    }
+                }
+                if let Err(e) = sink.flush().await {
                     return err(format!("error writing to websocket: {e}"));
                 }
             }
@@ -1513,6 +1545,37 @@ async fn console_session(exec_url: &str) -> CmdResult {
             },
         }
     }
+}
+
+/// How much terminal input is read at a time.
+const STDIN_CHUNK: usize = 64 * 1024;
+
+/// What goes to the console WebSocket.
+enum Input {
+    /// A frame as it is (resize, keepalive).
+    Frame(String),
+    /// Bytes typed: doctl reads its input one byte at a time and sends one
+    /// `{"op":"stdin","data":…}` frame per byte, so each of these bytes becomes a frame.
+    Bytes(Vec<u8>),
+}
+
+/// The stdin frame doctl sends for each byte value: the byte as a one-character JSON string
+/// in Go's encoding (`<` is `\u003c`), a byte of 0x80 and above as U+FFFD (doctl turns each
+/// byte into a rune on its own).
+fn stdin_frames() -> Vec<Utf8Bytes> {
+    (0..=u8::MAX)
+        .map(|byte| {
+            let data = if byte < 0x80 {
+                char::from(byte).to_string()
+            } else {
+                "\u{fffd}".to_owned()
+            };
+            Utf8Bytes::from(format!(
+                "{{\"op\":\"stdin\",\"data\":{}}}",
+                encode_compact(&json!(data))
+            ))
+        })
+        .collect()
 }
 
 mod terminal {
@@ -1567,6 +1630,25 @@ mod tests {
             "invalid character '<' looking for beginning of value"
         );
         assert_eq!(go_json_error(b""), "unexpected end of JSON input");
+    }
+
+    #[test]
+    fn stdin_frames_are_doctls_one_byte_frames() {
+        let frames = stdin_frames();
+        assert_eq!(frames.len(), 256);
+        let frame = |b: u8| frames[usize::from(b)].as_str().to_owned();
+        // The payloads recorded from doctl (apps-console-pty-special-input, …-24x80-close-1000).
+        assert_eq!(frame(b'e'), r#"{"op":"stdin","data":"e"}"#);
+        assert_eq!(frame(b'\r'), r#"{"op":"stdin","data":"\r"}"#);
+        assert_eq!(frame(b'\t'), r#"{"op":"stdin","data":"\t"}"#);
+        assert_eq!(frame(b'<'), r#"{"op":"stdin","data":"\u003c"}"#);
+        assert_eq!(frame(b'&'), r#"{"op":"stdin","data":"\u0026"}"#);
+        assert_eq!(frame(b'>'), r#"{"op":"stdin","data":"\u003e"}"#);
+        assert_eq!(frame(0x03), r#"{"op":"stdin","data":"\u0003"}"#);
+        assert_eq!(frame(0x1b), r#"{"op":"stdin","data":"\u001b"}"#);
+        assert_eq!(frame(0x7f), "{\"op\":\"stdin\",\"data\":\"\u{7f}\"}");
+        assert_eq!(frame(0xc3), "{\"op\":\"stdin\",\"data\":\"\u{fffd}\"}");
+        assert_eq!(frame(0xa9), "{\"op\":\"stdin\",\"data\":\"\u{fffd}\"}");
     }
 
     #[test]

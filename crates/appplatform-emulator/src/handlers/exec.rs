@@ -6,7 +6,8 @@
 //! exits. A frame that is not a JSON object with a known `op` ends the session with close
 //! 1003 (unsupported data); the console behind it is closed, nothing else is touched.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +17,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use doctl_driver::{Console, ConsoleTarget, TermSize};
-use futures::{SinkExt, StreamExt};
+use futures::future::BoxFuture;
+use futures::{FutureExt, SinkExt, StreamExt};
 use serde_json::{Value, json};
 
 use super::{find_app, ok_json};
@@ -148,6 +150,13 @@ async fn session(state: Shared, target: ConsoleTarget, fault: ConsoleFault, mut 
     }
 }
 
+/// The most client input held for the console at a time; further frames wait in the socket.
+const INPUT_LIMIT: usize = 64 * 1024;
+/// The most console output put into one frame.
+const OUTPUT_LIMIT: usize = 64 * 1024;
+/// How long input already received may take to reach the console when the client leaves.
+const INPUT_DRAIN: Duration = Duration::from_secs(2);
+
 /// What ends a session.
 enum End {
     /// Send a close frame with this code and reason.
@@ -158,12 +167,114 @@ enum End {
     Gone,
 }
 
+impl End {
+    /// Whether input the client sent before this end still goes to the console.
+    fn delivers_input(&self) -> bool {
+        match self {
+            End::Gone => true,
+            End::Close(code, _) => *code == 1003,
+            End::Drop => false,
+        }
+    }
+}
+
+/// A client request for the console, in the order the frames came.
+#[derive(Debug, PartialEq)]
+enum Op {
+    /// Bytes for the terminal's input (consecutive stdin frames joined).
+    Input(Vec<u8>),
+    /// A new window size.
+    Resize(TermSize),
+}
+
+/// Client requests not yet carried out.
+#[derive(Debug, Default)]
+struct Pending {
+    ops: VecDeque<Op>,
+    input_bytes: usize,
+}
+
+impl Pending {
+    fn input(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        self.input_bytes += data.len();
+        if let Some(Op::Input(buf)) = self.ops.back_mut() {
+            buf.extend_from_slice(data);
+        } else {
+            self.ops.push_back(Op::Input(data.to_vec()));
+        }
+    }
+
+    fn resize(&mut self, size: TermSize) {
+        self.ops.push_back(Op::Resize(size));
+    }
+
+    fn pop(&mut self) -> Option<Op> {
+        let op = self.ops.pop_front()?;
+        if let Op::Input(data) = &op {
+            self.input_bytes -= data.len();
+        }
+        Some(op)
+    }
+
+    fn has_room(&self) -> bool {
+        self.input_bytes < INPUT_LIMIT
+    }
+}
+
+/// A console request being carried out; `Some` ends the session.
+type InFlight = BoxFuture<'static, Option<End>>;
+
+fn carry_out(console: Arc<dyn Console>, op: Op) -> InFlight {
+    Box::pin(async move {
+        match op {
+            Op::Input(data) => match console.send(&data).await {
+                Ok(()) => None,
+                Err(err) => {
+                    tracing::warn!(%err, "console input failed");
+                    Some(End::Close(1011, "console lost".to_owned()))
+                }
+            },
+            Op::Resize(size) => {
+                if let Err(err) = console.resize(size).await {
+                    tracing::debug!(%err, "resize failed");
+                }
+                None
+            }
+        }
+    })
+}
+
+/// Waits for the request in flight; never completes when there is none.
+async fn finished(in_flight: &mut Option<InFlight>) -> Option<End> {
+    match in_flight {
+        Some(fut) => fut.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The server frame carrying console output.
+#[derive(serde::Serialize)]
+struct DataFrame<'a> {
+    data: &'a str,
+}
+
+/// Moves bytes between the WebSocket and the console until one side ends.
+///
+/// Client input is written to the console while output keeps flowing the other way (a shell
+/// blocked on writing its echo would otherwise never read the rest of the input). Stdin frames
+/// that arrive together are written with one `Console::send`, and console output that is
+/// ready together goes out in one frame.
 async fn pump(state: Shared, console: Arc<dyn Console>, fault: ConsoleFault, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
     let stopped = crate::server::stopped(state.shutdown.clone());
     tokio::pin!(stopped);
     let mut carry = Vec::new();
     let mut sent: u64 = 0;
+    let mut pending = Pending::default();
+    let mut in_flight: Option<InFlight> = None;
     let drop_deadline = fault.drop_after.map(|d| tokio::time::Instant::now() + d);
     let drop_timer = async move {
         match drop_deadline {
@@ -173,57 +284,99 @@ async fn pump(state: Shared, console: Arc<dyn Console>, fault: ConsoleFault, soc
     };
     tokio::pin!(drop_timer);
     let end = loop {
+        if in_flight.is_none() {
+            in_flight = pending.pop().map(|op| carry_out(console.clone(), op));
+        }
         tokio::select! {
-            out = console.recv() => match out {
-                Ok(Some(bytes)) => {
-                    let mut bytes = bytes;
-                    let mut drop_now = false;
-                    if let Some(limit) = fault.drop_after_bytes {
-                        let left = limit.saturating_sub(sent);
-                        if (bytes.len() as u64) >= left {
-                            bytes.truncate(usize::try_from(left).unwrap_or(usize::MAX));
-                            drop_now = true;
+            out = console.recv() => {
+                let mut bytes = match out {
+                    Ok(Some(bytes)) => bytes,
+                    other => break console_end(other, &fault),
+                };
+                // Output already waiting joins this frame (not under a slow-console fault,
+                // whose delay is per frame).
+                let mut then = None;
+                while fault.delay_per_frame.is_none() && bytes.len() < OUTPUT_LIMIT {
+                    match console.recv().now_or_never() {
+                        Some(Ok(Some(more))) => bytes.extend_from_slice(&more),
+                        Some(other) => {
+                            then = Some(console_end(other, &fault));
+                            break;
                         }
-                    }
-                    sent += bytes.len() as u64;
-                    if let Some(delay) = fault.delay_per_frame {
-                        tokio::time::sleep(delay).await;
-                    }
-                    let text = decode_utf8(&mut carry, &bytes);
-                    if !text.is_empty() {
-                        let frame = json!({"data": text}).to_string();
-                        if sink.send(Message::Text(frame.into())).await.is_err() {
-                            break End::Gone;
-                        }
-                    }
-                    if drop_now {
-                        break End::Drop;
+                        None => break,
                     }
                 }
-                Ok(None) => break End::Close(fault.close_code.unwrap_or(1000), String::new()),
-                Err(err) => {
-                    tracing::warn!(%err, "console lost");
-                    break End::Close(1011, "console lost".to_owned());
+                let mut drop_now = false;
+                if let Some(limit) = fault.drop_after_bytes {
+                    let left = limit.saturating_sub(sent);
+                    if (bytes.len() as u64) >= left {
+                        bytes.truncate(usize::try_from(left).unwrap_or(usize::MAX));
+                        drop_now = true;
+                    }
+                }
+                sent += bytes.len() as u64;
+                if let Some(delay) = fault.delay_per_frame {
+                    tokio::time::sleep(delay).await;
+                }
+                let text = decode_utf8(&mut carry, &bytes);
+                if !text.is_empty() {
+                    let frame = serde_json::to_string(&DataFrame { data: &text })
+                        .unwrap_or_default();
+                    if sink.send(Message::Text(frame.into())).await.is_err() {
+                        break End::Gone;
+                    }
+                }
+                if drop_now {
+                    break End::Drop;
+                }
+                if let Some(end) = then {
+                    break end;
                 }
             },
-            frame = stream.next() => match frame {
-                Some(Ok(Message::Text(text))) => {
-                    if let Some(end) = client_frame(&*console, text.as_bytes()).await {
-                        break end;
+            done = finished(&mut in_flight), if in_flight.is_some() => {
+                in_flight = None;
+                if let Some(end) = done {
+                    break end;
+                }
+            },
+            frame = stream.next(), if pending.has_room() => {
+                // Take every frame already received, up to the input limit.
+                let mut frame = Some(frame);
+                let mut ended = None;
+                while let Some(this) = frame.take() {
+                    ended = client_message(&mut pending, this);
+                    if ended.is_some() {
+                        break;
+                    }
+                    if pending.has_room() {
+                        frame = stream.next().now_or_never();
                     }
                 }
-                Some(Ok(Message::Binary(bytes))) => {
-                    if let Some(end) = client_frame(&*console, &bytes).await {
-                        break end;
-                    }
+                if let Some(end) = ended {
+                    break end;
                 }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break End::Gone,
-                Some(Ok(_)) => {}
             },
             () = &mut drop_timer => break End::Drop,
             () = &mut stopped => break End::Close(1001, "emulator shutting down".to_owned()),
         }
     };
+    if end.delivers_input() {
+        // What the client sent before leaving still reaches the shell, within a deadline.
+        let deliver = async {
+            if let Some(fut) = in_flight.take() {
+                if fut.await.is_some() {
+                    return;
+                }
+            }
+            while let Some(op) = pending.pop() {
+                if carry_out(console.clone(), op).await.is_some() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(INPUT_DRAIN, deliver).await;
+    }
+    drop(in_flight);
     match end {
         End::Close(code, reason) => {
             tracing::debug!(code, "closing console session");
@@ -252,20 +405,43 @@ async fn pump(state: Shared, console: Arc<dyn Console>, fault: ConsoleFault, soc
     }
 }
 
+/// How the session ends when the console's output ends or fails.
+fn console_end(out: doctl_driver::Result<Option<Vec<u8>>>, fault: &ConsoleFault) -> End {
+    match out {
+        Ok(_) => End::Close(fault.close_code.unwrap_or(1000), String::new()),
+        Err(err) => {
+            tracing::warn!(%err, "console lost");
+            End::Close(1011, "console lost".to_owned())
+        }
+    }
+}
+
+/// Handles one message from the client; `Some` ends the session.
+fn client_message(
+    pending: &mut Pending,
+    message: Option<Result<Message, axum::Error>>,
+) -> Option<End> {
+    match message {
+        Some(Ok(Message::Text(text))) => client_frame(pending, text.as_bytes()),
+        Some(Ok(Message::Binary(bytes))) => client_frame(pending, &bytes),
+        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => Some(End::Gone),
+        Some(Ok(_)) => None,
+    }
+}
+
 /// Handles one client frame; `Some` ends the session.
-async fn client_frame(console: &dyn Console, payload: &[u8]) -> Option<End> {
+fn client_frame(pending: &mut Pending, payload: &[u8]) -> Option<End> {
+    if let Some(data) = stdin_data(payload) {
+        pending.input(data.as_bytes());
+        return None;
+    }
     let Ok(Value::Object(frame)) = serde_json::from_slice::<Value>(payload) else {
         return Some(End::Close(1003, "frames must be JSON objects".to_owned()));
     };
     match frame.get("op").and_then(Value::as_str) {
         Some("stdin") => {
             let data = frame.get("data").and_then(Value::as_str).unwrap_or("");
-            if !data.is_empty() {
-                if let Err(err) = console.send(data.as_bytes()).await {
-                    tracing::warn!(%err, "console input failed");
-                    return Some(End::Close(1011, "console lost".to_owned()));
-                }
-            }
+            pending.input(data.as_bytes());
             None
         }
         Some("resize") => {
@@ -278,14 +454,28 @@ async fn client_frame(console: &dyn Console, payload: &[u8]) -> Option<End> {
             };
             let (cols, rows) = (dim("width"), dim("height"));
             if cols > 0 && rows > 0 {
-                if let Err(err) = console.resize(TermSize { cols, rows }).await {
-                    tracing::debug!(%err, "resize failed");
-                }
+                pending.resize(TermSize { cols, rows });
             }
             None
         }
         _ => Some(End::Close(1003, "unknown op".to_owned())),
     }
+}
+
+/// The data of a stdin frame in exactly the form doctl sends, `{"op":"stdin","data":"…"}`,
+/// without building a JSON tree (doctl sends one such frame per byte typed). `None` for any
+/// other frame, which then goes through the general parser.
+fn stdin_data(payload: &[u8]) -> Option<Cow<'_, str>> {
+    const HEAD: &[u8] = br#"{"op":"stdin","data":"#;
+    let literal = payload.strip_prefix(HEAD)?.strip_suffix(b"}")?;
+    let inner = literal.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if inner.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\') {
+        return std::str::from_utf8(inner).ok().map(Cow::Borrowed);
+    }
+    // Escapes: the literal must be one whole JSON string (`"a","x":"b"` is not).
+    serde_json::from_slice::<String>(literal)
+        .ok()
+        .map(Cow::Owned)
 }
 
 /// Decodes output bytes to text, keeping an incomplete UTF-8 sequence at the end for the next
@@ -324,7 +514,90 @@ pub(crate) fn decode_utf8(carry: &mut Vec<u8>, chunk: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::decode_utf8;
+    use super::{End, Op, Pending, TermSize, client_frame, decode_utf8, stdin_data};
+
+    /// What the general parser makes of a stdin frame.
+    fn parsed(payload: &str) -> Option<String> {
+        let value: serde_json::Value = serde_json::from_str(payload).ok()?;
+        let object = value.as_object()?;
+        (object.get("op")?.as_str()? == "stdin")
+            .then(|| object.get("data")?.as_str().map(str::to_owned))
+            .flatten()
+    }
+
+    #[test]
+    fn doctl_stdin_frames_read_like_the_general_parser() {
+        let frames = [
+            r#"{"op":"stdin","data":"a"}"#,
+            r#"{"op":"stdin","data":""}"#,
+            r#"{"op":"stdin","data":"\r"}"#,
+            r#"{"op":"stdin","data":"\u003c"}"#,
+            r#"{"op":"stdin","data":"\u001b"}"#,
+            "{\"op\":\"stdin\",\"data\":\"\u{fffd}\"}",
+            "{\"op\":\"stdin\",\"data\":\"\u{7f}\"}",
+            r#"{"op":"stdin","data":"echo hi"}"#,
+        ];
+        for frame in frames {
+            let fast = stdin_data(frame.as_bytes()).map(|d| d.into_owned());
+            assert!(fast.is_some(), "{frame}");
+            assert_eq!(fast, parsed(frame), "{frame}");
+        }
+    }
+
+    #[test]
+    fn other_frames_are_left_to_the_general_parser() {
+        let frames = [
+            r#"{"op":"stdin","data":"a","x":"b"}"#,
+            r#"{"op":"stdin","data":"a" }"#,
+            r#"{"op":"stdin","data":"a"} "#,
+            r#"{"op":"stdin","data":"a\"}"#,
+            r#"{"op":"stdin","data":1}"#,
+            "{\"op\":\"stdin\",\"data\":\"\n\"}",
+            r#"{"op":"resize","width":80,"height":24}"#,
+            r#"{"data":"a","op":"stdin"}"#,
+        ];
+        for frame in frames {
+            assert_eq!(stdin_data(frame.as_bytes()), None, "{frame}");
+        }
+        // A raw control character is invalid JSON: the session ends with 1003.
+        let mut pending = Pending::default();
+        let end = client_frame(
+            &mut pending,
+            "{\"op\":\"stdin\",\"data\":\"\n\"}".as_bytes(),
+        );
+        assert!(matches!(end, Some(End::Close(1003, _))));
+    }
+
+    #[test]
+    fn consecutive_input_joins_and_resizes_keep_their_place() {
+        let mut pending = Pending::default();
+        for frame in [
+            r#"{"op":"stdin","data":"e"}"#,
+            r#"{"op":"stdin","data":"\u0026"}"#,
+            r#"{"data":"x","op":"stdin"}"#,
+            r#"{"op":"resize","width":100,"height":30}"#,
+            r#"{"op":"resize","width":0,"height":0}"#,
+            r#"{"op":"stdin","data":""}"#,
+            r#"{"op":"stdin","data":"\r"}"#,
+        ] {
+            assert!(
+                client_frame(&mut pending, frame.as_bytes()).is_none(),
+                "{frame}"
+            );
+        }
+        assert_eq!(pending.input_bytes, 4);
+        assert_eq!(pending.pop(), Some(Op::Input(b"e&x".to_vec())));
+        assert_eq!(
+            pending.pop(),
+            Some(Op::Resize(TermSize {
+                cols: 100,
+                rows: 30
+            }))
+        );
+        assert_eq!(pending.pop(), Some(Op::Input(b"\r".to_vec())));
+        assert_eq!(pending.pop(), None);
+        assert_eq!(pending.input_bytes, 0);
+    }
 
     #[test]
     fn decode_keeps_split_sequences_for_the_next_chunk() {
