@@ -468,6 +468,9 @@ pub struct LogsArgs {
     /// The output of a process started with `sandbox launch` instead.
     #[arg(long, value_name = "PID", conflicts_with_all = ["follow", "kind"])]
     pub pid: Option<u32>,
+    /// Print JSON lines (`{"line": ...}` each), or `{"pid", "output"}` with `--pid`.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `sandbox url` and `sandbox status`.

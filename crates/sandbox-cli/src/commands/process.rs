@@ -202,9 +202,16 @@ pub(crate) async fn logs(ctx: &Ctx, args: LogsArgs) -> Result<Exit> {
             .process_log(pid, tail)
             .await
             .with_context(|| format!("cannot read the output of process {pid}"))?;
-        ctx.printer
-            .data_bytes(&log)
-            .context("cannot write to standard output")?;
+        if args.json {
+            ctx.printer.json(&serde_json::json!({
+                "pid": pid,
+                "output": String::from_utf8_lossy(&log),
+            }))?;
+        } else {
+            ctx.printer
+                .data_bytes(&log)
+                .context("cannot write to standard output")?;
+        }
         return Ok(Exit::Ok);
     }
     let kind = match args.kind {
@@ -228,7 +235,14 @@ pub(crate) async fn logs(ctx: &Ctx, args: LogsArgs) -> Result<Exit> {
     loop {
         tokio::select! {
             line = stream.next() => match line {
-                Some(line) => ctx.printer.data(line.context("the log stream failed")?),
+                Some(line) => {
+                    let line = line.context("the log stream failed")?;
+                    if args.json {
+                        ctx.printer.data(serde_json::json!({ "line": line }).to_string());
+                    } else {
+                        ctx.printer.data(line);
+                    }
+                }
                 None => break,
             },
             _ = &mut interrupted => break,

@@ -305,6 +305,17 @@ fn processes_launch_ps_logs_kill() {
     );
     let logs = ctx.ok(["logs", "procs", "--tail", "50"]);
     assert!(logs.contains("ready"), "{logs}");
+    let lines = ctx.ok(["logs", "procs", "--tail", "50", "--json"]);
+    for line in lines.lines() {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(value["line"].is_string(), "{line}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&ctx.ok(["logs", "procs", "--pid", &pid, "--json"])).unwrap();
+    assert!(
+        json["output"].as_str().unwrap().starts_with("tick\n"),
+        "{json}"
+    );
 }
 
 #[test]
