@@ -201,7 +201,7 @@ macro_rules! conformance_tests {
             hostile_text_shapes, large_random_output, large_streamed_output, megabyte_line, stderr_separate_and_codes,
             signal_status, concurrent_commands, timeout_keeps_console, stdin_round_trip,
             env_cwd_stateless, session_persists, argv_without_quoting, streaming_events,
-            console_reused, console_drop_fails_command_once, hostile_terminal, processes,
+            console_reused, console_drop_fails_command_once, cancel_kills_command, hostile_terminal, processes,
             process_exit_status, lifecycle, scoped_sandbox, blocking_facade);
     };
     ($make:path; $($case:ident),+ $(,)?) => {
@@ -433,6 +433,51 @@ pub mod cases {
         let first = stream.next_event().await.expect("an event");
         assert!(first.unwrap_err().is_timeout());
         assert!(stream.next_event().await.is_none());
+    }
+
+    /// Dropping an `exec` future or an `ExecStream` before the exit kills the command's group.
+    pub async fn cancel_kills_command(ctx: Ctx) {
+        let tag = uuid::Uuid::new_v4().as_u128() % 1_000_000;
+        let gone = |pattern: String| {
+            ExecRequest::shell(format!(
+                "i=0; while [ $i -lt 100 ]; do ps -eo args= | grep -q '{pattern}' || exit 0; sleep 0.1; i=$((i+1)); done; exit 1"
+            ))
+            .timeout(Duration::from_secs(30))
+        };
+        let running = |pattern: String| {
+            ExecRequest::shell(format!(
+                "i=0; while [ $i -lt 300 ]; do ps -eo args= | grep -q '{pattern}' && exit 0; sleep 0.1; i=$((i+1)); done; exit 1"
+            ))
+            .timeout(Duration::from_secs(60))
+        };
+        // A dropped exec future.
+        let sandbox = ctx.sandbox.clone();
+        let command = format!("sleep 121.{tag} & sleep 122.{tag}");
+        let task = tokio::spawn(async move { sandbox.exec(&command).await });
+        let pattern = format!("^sleep 12[12]\\.{tag}$");
+        assert!(
+            ok(ctx.sandbox.exec_with(running(pattern.clone())).await).success(),
+            "never started"
+        );
+        task.abort();
+        let _ = task.await;
+        assert!(
+            ok(ctx.sandbox.exec_with(gone(pattern)).await).success(),
+            "survived a dropped exec"
+        );
+        // A dropped stream.
+        let mut stream = ok(ctx
+            .sandbox
+            .exec_stream(ExecRequest::shell(format!("echo up; sleep 123.{tag}")))
+            .await);
+        let first = stream.next_event().await.expect("an event");
+        assert!(matches!(first, Ok(ExecEvent::Stdout(_))), "{first:?}");
+        drop(stream);
+        let pattern = format!("^sleep 123\\.{tag}$");
+        assert!(
+            ok(ctx.sandbox.exec_with(gone(pattern)).await).success(),
+            "survived a dropped stream"
+        );
     }
 
     /// Binary and large (1 MiB by default) stdin come back exactly.
