@@ -252,3 +252,101 @@ async fn refused_upgrade_hangs_silently_like_doctl() {
     assert!(output.contains("doctl would hang here"), "{output:?}");
     assert!(!output.contains(PROMPT));
 }
+
+/// The frames the stand-in sends to a recording console server, while a burst of input
+/// (written to the terminal in one go) goes through; the server closes with 1000 at `\r`.
+async fn frames_for_burst(burst: &[u8]) -> (i32, Vec<String>) {
+    use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
+    use axum::routing::get;
+    use std::sync::{Arc, Mutex};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let frames = Arc::new(Mutex::new(Vec::<String>::new()));
+    let recorded = frames.clone();
+    let app = axum::Router::new()
+        .route(
+            "/v2/apps/{app}/components/{component}/exec",
+            get(move || async move {
+                axum::Json(serde_json::json!({"url": format!("ws://{addr}/exec?token=t")}))
+            }),
+        )
+        .route(
+            "/exec",
+            get(move |upgrade: WebSocketUpgrade| async move {
+                upgrade.on_upgrade(move |mut socket| async move {
+                    let prompt = Message::Text(r#"{"data":"$ "}"#.into());
+                    socket.send(prompt).await.unwrap();
+                    while let Some(Ok(message)) = socket.recv().await {
+                        let Message::Text(text) = message else {
+                            continue;
+                        };
+                        let last = text.as_str() == r#"{"op":"stdin","data":"\r"}"#;
+                        recorded.lock().unwrap().push(text.as_str().to_owned());
+                        if last {
+                            let close = Message::Close(Some(CloseFrame {
+                                code: 1000,
+                                reason: "".into(),
+                            }));
+                            let _ = socket.send(close).await;
+                            break;
+                        }
+                    }
+                })
+            }),
+        );
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let home = tempfile::tempdir().unwrap();
+    let (pty, pts) = pty_process::open().unwrap();
+    pty.resize(pty_process::Size::new(24, 80)).unwrap();
+    let child = pty_process::Command::new(standin_path().unwrap())
+        .args(["apps", "console", W, "sandbox"])
+        .args(["--api-url", &format!("http://{addr}"), "-t", TOKEN])
+        .env_clear()
+        .env("HOME", home.path())
+        .kill_on_drop(true)
+        .spawn(pts)
+        .unwrap();
+    let mut session = Session {
+        pty,
+        child,
+        seen: Vec::new(),
+        _home: home,
+    };
+    // The prompt shows once the terminal is raw and the WebSocket is up.
+    session.wait_for("$ ", 1).await;
+    session.pty.write_all(burst).await.unwrap();
+    let (code, _) = session.finish().await;
+    server.abort();
+    let frames = frames.lock().unwrap().clone();
+    (code, frames)
+}
+
+#[tokio::test]
+async fn a_burst_of_input_still_travels_one_frame_per_byte() {
+    let mut burst = "a".repeat(3000).into_bytes();
+    burst.extend_from_slice("<&>\té\x03\x1b[A\x7f echo hi\r".as_bytes());
+    let (code, frames) = frames_for_burst(&burst).await;
+    assert_eq!(code, 0);
+    // Go's encoding of one byte as a JSON string; bytes of 0x80 and above become U+FFFD.
+    let expected: Vec<String> = burst
+        .iter()
+        .map(|&b| {
+            let data = if b < 0x80 {
+                char::from(b).to_string()
+            } else {
+                "\u{fffd}".to_owned()
+            };
+            let data = serde_json::to_string(&data)
+                .unwrap()
+                .replace('<', "\\u003c")
+                .replace('>', "\\u003e")
+                .replace('&', "\\u0026");
+            format!(r#"{{"op":"stdin","data":{data}}}"#)
+        })
+        .collect();
+    assert_eq!(frames[0], r#"{"op":"resize","width":80,"height":24}"#);
+    assert_eq!(frames.len() - 1, expected.len(), "one frame per byte");
+    assert!(frames[1..] == expected[..], "frames differ from doctl's");
+    assert_eq!(frames[3004], r#"{"op":"stdin","data":"\t"}"#);
+}
