@@ -233,6 +233,11 @@ pub fn hostility_for(case: &str) -> Hostility {
 pub mod cases {
     use super::*;
 
+    /// Prints every process's command line, arguments joined by spaces (with a trailing
+    /// space), from `/proc`: no `ps` needed.
+    const PS_ARGS: &str =
+        "for f in /proc/[0-9]*/cmdline; do tr '\\000' ' ' <\"$f\" 2>/dev/null; echo; done";
+
     /// `echo`, status, text helpers, `exit_ok`.
     pub async fn exec_basics(ctx: Ctx) {
         let out = ok(ctx.sandbox.exec("echo hello").await);
@@ -418,7 +423,7 @@ pub mod cases {
         assert_eq!(out.stdout, b"still here\n");
         // The whole group is gone (checked with a deadline, not a timing).
         let check = ExecRequest::shell(
-            format!("i=0; while [ $i -lt 100 ]; do ps -eo args= | grep -q '^sleep 11[78]\\.{tag}$' || exit 0; sleep 0.1; i=$((i+1)); done; exit 1"),
+            format!("i=0; while [ $i -lt 100 ]; do {PS_ARGS} | grep -q '^sleep 11[78]\\.{tag} $' || exit 0; sleep 0.1; i=$((i+1)); done; exit 1"),
         )
         .timeout(Duration::from_secs(30));
         assert!(
@@ -440,13 +445,13 @@ pub mod cases {
         let tag = uuid::Uuid::new_v4().as_u128() % 1_000_000;
         let gone = |pattern: String| {
             ExecRequest::shell(format!(
-                "i=0; while [ $i -lt 100 ]; do ps -eo args= | grep -q '{pattern}' || exit 0; sleep 0.1; i=$((i+1)); done; exit 1"
+                "i=0; while [ $i -lt 100 ]; do {PS_ARGS} | grep -q '{pattern}' || exit 0; sleep 0.1; i=$((i+1)); done; exit 1"
             ))
             .timeout(Duration::from_secs(30))
         };
         let running = |pattern: String| {
             ExecRequest::shell(format!(
-                "i=0; while [ $i -lt 300 ]; do ps -eo args= | grep -q '{pattern}' && exit 0; sleep 0.1; i=$((i+1)); done; exit 1"
+                "i=0; while [ $i -lt 300 ]; do {PS_ARGS} | grep -q '{pattern}' && exit 0; sleep 0.1; i=$((i+1)); done; exit 1"
             ))
             .timeout(Duration::from_secs(60))
         };
@@ -454,7 +459,7 @@ pub mod cases {
         let sandbox = ctx.sandbox.clone();
         let command = format!("sleep 121.{tag} & sleep 122.{tag}");
         let task = tokio::spawn(async move { sandbox.exec(&command).await });
-        let pattern = format!("^sleep 12[12]\\.{tag}$");
+        let pattern = format!("^sleep 12[12]\\.{tag} $");
         assert!(
             ok(ctx.sandbox.exec_with(running(pattern.clone())).await).success(),
             "never started"
@@ -473,7 +478,7 @@ pub mod cases {
         let first = stream.next_event().await.expect("an event");
         assert!(matches!(first, Ok(ExecEvent::Stdout(_))), "{first:?}");
         drop(stream);
-        let pattern = format!("^sleep 123\\.{tag}$");
+        let pattern = format!("^sleep 123\\.{tag} $");
         assert!(
             ok(ctx.sandbox.exec_with(gone(pattern)).await).success(),
             "survived a dropped stream"
