@@ -77,10 +77,19 @@ impl Provider {
                     platform: Arc::new(api),
                     label: "digitalocean (api)".to_owned(),
                 }),
-                Err(doctl_driver::Error::NotAuthenticated { .. }) => {
+                Err(doctl_driver::Error::NotAuthenticated { message }) => {
+                    let doctl = doctl();
+                    if doctl.binary().is_none() {
+                        return Err(doctl_driver::Error::NotAuthenticated {
+                            message: format!(
+                                "{message}; and doctl, the other way in, is not installed (set `DOCTL` or put it on PATH)"
+                            ),
+                        }
+                        .into());
+                    }
                     tracing::debug!("no API token at hand; using doctl");
                     Ok(Provider {
-                        platform: Arc::new(doctl()),
+                        platform: Arc::new(doctl),
                         label: "digitalocean (doctl)".to_owned(),
                     })
                 }

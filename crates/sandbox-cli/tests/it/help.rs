@@ -67,3 +67,19 @@ fn version_prints_the_version() {
     let out = ctx.ok(["--version"]);
     assert_eq!(out.trim(), format!("sandbox {}", env!("CARGO_PKG_VERSION")));
 }
+
+#[test]
+fn digitalocean_without_token_or_doctl_is_an_auth_error() {
+    let ctx = TestContext::bare();
+    let output = ctx
+        .cmd(["--provider", "digitalocean", "list"])
+        .env("PATH", ctx.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("DIGITALOCEAN_TOKEN") && stderr.contains("doctl"),
+        "{stderr}"
+    );
+}
