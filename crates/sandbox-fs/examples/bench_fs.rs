@@ -6,7 +6,8 @@
 //! cargo run --release -p sandbox-fs --features spaces --example bench_fs -- bench-fs.json
 //! ```
 //!
-//! Prints MB/s (1 MB = 10^6 bytes) and writes the figures as JSON to the path given.
+//! Prints MB/s (1 MB = 10^6 bytes) and writes the figures as JSON to the path given. A second
+//! argument, `console` or `spaces`, runs only that part.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -255,14 +256,47 @@ async fn spaces(figures: &mut Vec<Figure>) -> Result<(), BoxError> {
         seconds: copy,
     });
 
+    // The moment the host's leg has streamed every byte (the first report of done == total).
+    let host_leg = || {
+        let mark = Arc::new(std::sync::Mutex::new(None::<Instant>));
+        let seen = Arc::clone(&mark);
+        let options = TransferOptions::new().progress(move |done, total| {
+            if done == total {
+                let mut slot = seen
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                slot.get_or_insert_with(Instant::now);
+            }
+        });
+        (mark, options)
+    };
+    let (mark, options) = host_leg();
     let start = Instant::now();
-    fs.upload_large(&input, "big.bin", &TransferOptions::new())
-        .await?;
+    fs.upload_large(&input, "big.bin", &options).await?;
     let up = start.elapsed().as_secs_f64();
+    if let Some(at) = *mark
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    {
+        println!(
+            "upload_large: host to store {:.3} s, store to sandbox {:.3} s",
+            (at - start).as_secs_f64(),
+            up - (at - start).as_secs_f64()
+        );
+    }
+    let (mark, options) = host_leg();
     let start = Instant::now();
-    fs.download_large("big.bin", &output, &TransferOptions::new())
-        .await?;
+    fs.download_large("big.bin", &output, &options).await?;
     let down = start.elapsed().as_secs_f64();
+    if let Some(at) = *mark
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    {
+        println!(
+            "download_large: sandbox to store and store to host {:.3} s (host leg ends)",
+            (at - start).as_secs_f64()
+        );
+    }
     if std::fs::metadata(&output)?.len() != SIZE as u64
         || std::fs::read(&input)? != std::fs::read(&output)?
     {
@@ -293,11 +327,16 @@ async fn spaces(_: &mut Vec<Figure>) -> Result<(), BoxError> {
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let out = std::env::args().nth(1);
+    let only = std::env::args().nth(2).unwrap_or_default();
     let mut figures = Vec::new();
-    for via in [Via::Local, Via::Doctl, Via::Api] {
-        console(via, &mut figures).await?;
+    if only != "spaces" {
+        for via in [Via::Local, Via::Doctl, Via::Api] {
+            console(via, &mut figures).await?;
+        }
     }
-    spaces(&mut figures).await?;
+    if only != "console" {
+        spaces(&mut figures).await?;
+    }
     println!(
         "{:<24} {:<10} {:<7} {:<9} {:>11} {:>9} {:>9}",
         "via", "path", "content", "direction", "bytes", "seconds", "MB/s"

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::error::{Error, Result};
 use crate::store::{TransferOptions, redact_url, s3_error};
 
-const PIECE: usize = 256 * 1024;
+const PIECE: usize = 1024 * 1024;
 
 /// Sends `size` bytes of the local file `path` to `url` with a PUT.
 pub(crate) async fn put_file(
@@ -77,9 +77,10 @@ pub(crate) async fn get_to_file(
         let body = response.text().await.unwrap_or_default();
         return Err(s3_error("download", key, status.as_u16(), &body));
     }
-    let mut file = tokio::fs::File::create(path)
+    let file = tokio::fs::File::create(path)
         .await
         .map_err(|e| Error::local(path, "creating for download", e))?;
+    let mut file = tokio::io::BufWriter::with_capacity(PIECE, file);
     let mut done = 0u64;
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
