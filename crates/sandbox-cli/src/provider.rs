@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use doctl_driver::{DoApi, DoApiConfig, Doctl, DoctlConfig, Platform};
-use sandbox_core::{Sandbox, SandboxInfo};
+use sandbox_core::Sandbox;
 use sandbox_local::{LocalConfig, LocalPlatform};
 
 use crate::args::DriverArg;
@@ -128,9 +128,15 @@ impl Provider {
     /// characters); with [`Lookup::AnyApp`], apps of that name that this tool did not create
     /// come last.
     pub(crate) async fn resolve(&self, target: &str, lookup: Lookup) -> Result<(String, String)> {
-        let sandboxes = Sandbox::list(self.platform.as_ref())
+        let sandboxes: Vec<Known> = Sandbox::list(self.platform.as_ref())
             .await
-            .context("cannot list sandboxes")?;
+            .context("cannot list sandboxes")?
+            .into_iter()
+            .map(|s| Known {
+                id: s.id,
+                name: s.name,
+            })
+            .collect();
         match pick(&sandboxes, target) {
             Pick::One(info) => return Ok((info.id.clone(), info.name.clone())),
             Pick::Many(candidates) => {
@@ -177,15 +183,23 @@ pub(crate) enum Lookup {
     SandboxesOnly,
 }
 
+/// A sandbox as the lookup sees it: id and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Known {
+    id: String,
+    name: String,
+}
+
+#[derive(Debug, PartialEq, Eq)]
 enum Pick<'a> {
-    One(&'a SandboxInfo),
+    One(&'a Known),
     Many(Vec<String>),
     None,
 }
 
-fn pick<'a>(sandboxes: &'a [SandboxInfo], target: &str) -> Pick<'a> {
-    let describe = |s: &SandboxInfo| format!("{} ({})", s.name, s.id);
-    let by_name: Vec<&SandboxInfo> = sandboxes.iter().filter(|s| s.name == target).collect();
+fn pick<'a>(sandboxes: &'a [Known], target: &str) -> Pick<'a> {
+    let describe = |s: &Known| format!("{} ({})", s.name, s.id);
+    let by_name: Vec<&Known> = sandboxes.iter().filter(|s| s.name == target).collect();
     match by_name.as_slice() {
         [one] => return Pick::One(one),
         [] => {}
@@ -195,7 +209,7 @@ fn pick<'a>(sandboxes: &'a [SandboxInfo], target: &str) -> Pick<'a> {
         return Pick::One(exact);
     }
     if target.len() >= 4 {
-        let by_prefix: Vec<&SandboxInfo> = sandboxes
+        let by_prefix: Vec<&Known> = sandboxes
             .iter()
             .filter(|s| s.id.starts_with(target))
             .collect();
@@ -209,7 +223,7 @@ fn pick<'a>(sandboxes: &'a [SandboxInfo], target: &str) -> Pick<'a> {
 }
 
 /// Names to suggest: those sharing a part with the target, else all (at most 10).
-fn candidates(sandboxes: &[SandboxInfo], target: &str) -> Vec<String> {
+fn candidates(sandboxes: &[Known], target: &str) -> Vec<String> {
     let similar: Vec<String> = sandboxes
         .iter()
         .filter(|s| s.name.contains(target) || target.contains(s.name.as_str()))
@@ -226,4 +240,64 @@ fn candidates(sandboxes: &[SandboxInfo], target: &str) -> Vec<String> {
         names.push("...".to_owned());
     }
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(pairs: &[(&str, &str)]) -> Vec<Known> {
+        pairs
+            .iter()
+            .map(|(id, name)| Known {
+                id: (*id).to_owned(),
+                name: (*name).to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn names_win_then_ids_then_unique_id_prefixes() {
+        let all = known(&[
+            ("aaaa1111", "web"),
+            ("aaaa2222", "aaaa1111"),
+            ("bbbb3333", "db"),
+        ]);
+        // A name that looks like another sandbox's id is a name first.
+        assert_eq!(pick(&all, "aaaa1111"), Pick::One(&all[1]));
+        assert_eq!(pick(&all, "bbbb3333"), Pick::One(&all[2]));
+        assert_eq!(pick(&all, "bbbb"), Pick::One(&all[2]));
+        assert_eq!(
+            pick(&all, "aaaa"),
+            Pick::Many(vec![
+                "web (aaaa1111)".to_owned(),
+                "aaaa1111 (aaaa2222)".to_owned()
+            ])
+        );
+        // Prefixes shorter than 4 characters are never taken.
+        assert_eq!(pick(&all, "bbb"), Pick::None);
+        assert_eq!(pick(&all, "nope"), Pick::None);
+    }
+
+    #[test]
+    fn duplicate_names_are_ambiguous() {
+        let all = known(&[("1111aaaa", "same"), ("2222bbbb", "same")]);
+        assert!(matches!(pick(&all, "same"), Pick::Many(c) if c.len() == 2));
+    }
+
+    #[test]
+    fn candidates_prefer_similar_names_and_are_capped() {
+        let all = known(&[("1", "web-1"), ("2", "web-2"), ("3", "db")]);
+        assert_eq!(candidates(&all, "web"), ["web-1", "web-2"]);
+        assert_eq!(candidates(&all, "zzz"), ["db", "web-1", "web-2"]);
+        let many: Vec<Known> = (0..15)
+            .map(|i| Known {
+                id: i.to_string(),
+                name: format!("s{i:02}"),
+            })
+            .collect();
+        let shown = candidates(&many, "x");
+        assert_eq!(shown.len(), 11);
+        assert_eq!(shown.last().map(String::as_str), Some("..."));
+    }
 }
