@@ -3,6 +3,7 @@
 
 mod common;
 mod folders;
+mod mock_store;
 mod spaces;
 mod suite;
 
