@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use appspec::{ComponentType, ImageKind, TemplateDefaults};
 use doctl_driver::{DoApi, DoApiConfig, Doctl, DoctlConfig, Platform, Token};
 use sandbox_core::Sandbox;
-use sandbox_fs::{FileSystem, SandboxFsExt, TransferOptions};
+use sandbox_fs::SandboxFsExt;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -211,6 +211,7 @@ async fn console(via: Via, figures: &mut Vec<Figure>) -> Result<(), BoxError> {
 
 #[cfg(feature = "spaces")]
 async fn spaces(figures: &mut Vec<Figure>) -> Result<(), BoxError> {
+    use sandbox_fs::{FileSystem, TransferOptions};
     const SIZE: usize = 100_000_000;
     let root = tempfile::tempdir()?;
     std::fs::create_dir(root.path().join("bench"))?;
