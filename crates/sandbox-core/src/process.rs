@@ -7,8 +7,12 @@
 //!
 //! Each launched command runs as `nohup timeout 0 sh -c <wrapper>`: `timeout` makes it the
 //! leader of its own process group (so signals reach compound commands and their children)
-//! without a deadline, and the wrapper records the log and the exit status. The pid reported
-//! is that of the group leader.
+//! without a deadline, and the wrapper records the log and the exit status (it traps SIGTERM,
+//! SIGINT and SIGHUP so that it outlives the command and can record how it ended; after a
+//! SIGKILL to the group nothing is recorded). The pid reported is that of the group leader.
+//! `launch` returns once the wrapper is running with its trap armed and its log open, so a
+//! signal sent right after reaches the whole group; the wrapper also removes a stale exit
+//! record left by an earlier process with the same pid.
 
 use std::fmt;
 use std::time::Duration;
@@ -233,9 +237,16 @@ impl Sandbox {
             script.push_str(&format!("export {key}={}\n", quote(value)));
         }
         let command = quote(&request.command);
+        // The wrapper clears a stale exit record of a recycled pid, arms its trap, opens the
+        // log, then says it is up; launch returns only then, so a kill that follows at once
+        // reaches a whole, armed process group.
+        let token = uuid::Uuid::new_v4().simple().to_string();
         script.push_str(&format!(
-            "nohup timeout 0 sh -c 'trap : TERM INT HUP; exec >\"$1/$PPID.log\" 2>&1 </dev/null; (eval \"$2\"); echo $? >\"$1/$PPID.exit\"' sandbox-proc \"$R\" {command} >/dev/null 2>&1 </dev/null &\n\
-             p=$!\nprintf '%s\\n' {command} >\"$R/$p.cmd\"\nprintf '%s\\n%s\\n' \"$p\" \"$R/$p.log\"\n"
+            "nohup timeout 0 sh -c 'rm -f \"$1/$PPID.exit\"; trap : TERM INT HUP; exec >\"$1/$PPID.log\" 2>&1 </dev/null; : >\"$1/$3.up\"; (eval \"$2\"); echo $? >\"$1/$PPID.exit\"' sandbox-proc \"$R\" {command} {token} >/dev/null 2>&1 </dev/null &\n\
+             p=$!\nprintf '%s\\n' {command} >\"$R/$p.cmd\"\n\
+             i=0; while [ ! -e \"$R/{token}.up\" ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done\n\
+             rm -f \"$R/{token}.up\"\n\
+             printf '%s\\n%s\\n' \"$p\" \"$R/$p.log\"\n"
         ));
         let output = self
             .exec_with(ExecRequest::shell(script).timeout(Duration::from_secs(60)))
