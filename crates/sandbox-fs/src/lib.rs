@@ -43,8 +43,8 @@
 //! so a path may hold spaces, quotes, newlines or a leading dash. Writes send their content
 //! as the command's standard input (which `sandbox-core` carries base64 on the console, in
 //! short ASCII lines) in chunks of [`DEFAULT_WRITE_CHUNK`] bytes, each written at its own
-//! offset of a temporary file that is renamed into place at the end; reads come back as the
-//! command's standard output. Folders travel as one tar archive. Large files skip the console:
+//! offset of a temporary file that is renamed into place at the end (gzip-compressed when that
+//! saves a tenth or more); reads come back as the command's standard output. Folders travel as one tar archive. Large files skip the console:
 //! the host moves them to or from the store over HTTP, the sandbox with `curl`. The remote side
 //! needs only `sh`, coreutils, `tar`, and `curl` for the store. See `docs/files.md`.
 //!
