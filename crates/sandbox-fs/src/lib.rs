@@ -7,7 +7,7 @@
 //!   rename, chmod, size, and whole folders as one tar stream ([`FileSystem::upload_dir`],
 //!   [`FileSystem::download_dir`]).
 //! - Large files through an S3-compatible store (DigitalOcean Spaces): the [`ObjectStore`]
-//!   trait presigns URLs that the sandbox uses with `curl`; [`SpacesStore`] (feature
+//!   trait presigns URLs that the sandbox uses with `curl`; `SpacesStore` (feature
 //!   `spaces`) implements it on aws-sdk-s3, configured by [`SpacesConfig`] or the
 //!   `SPACES_*` variables. [`FileSystem::upload_large`] and [`FileSystem::download_large`]
 //!   always use the store; [`FileSystem::upload`] and [`FileSystem::download`] switch to it
@@ -52,7 +52,7 @@
 //!
 //! | feature | adds |
 //! | --- | --- |
-//! | `spaces` | [`SpacesStore`] on aws-sdk-s3, and [`FileSystem::new`] reading `SPACES_*` |
+//! | `spaces` | `SpacesStore` on aws-sdk-s3, and [`FileSystem::new`] reading `SPACES_*` |
 
 pub use entry::{DirEntry, FileKind};
 pub use error::{Error, Result};
