@@ -17,6 +17,8 @@ pub(crate) enum Exit {
     Auth,
     /// An operation did not finish in time.
     Timeout,
+    /// Ctrl-C (128 + SIGINT, as shells report it).
+    Interrupted,
     /// The remote command's own exit code (exec and run).
     Remote(u8),
 }
@@ -30,6 +32,7 @@ impl Exit {
             Exit::NotFound => 3,
             Exit::Auth => 4,
             Exit::Timeout => 5,
+            Exit::Interrupted => 130,
             Exit::Remote(code) => code,
         }
     }
@@ -62,6 +65,8 @@ pub(crate) enum CliError {
         target: String,
         candidates: Vec<String>,
     },
+    /// Ctrl-C stopped the operation.
+    Interrupted,
 }
 
 impl fmt::Display for CliError {
@@ -88,6 +93,7 @@ impl fmt::Display for CliError {
                 candidates.len(),
                 candidates.join(", ")
             ),
+            CliError::Interrupted => f.write_str("interrupted"),
         }
     }
 }
@@ -101,6 +107,7 @@ pub(crate) fn exit_for(error: &anyhow::Error) -> Exit {
             return match e {
                 CliError::Usage(_) | CliError::Ambiguous { .. } => Exit::Usage,
                 CliError::NotFound { .. } => Exit::NotFound,
+                CliError::Interrupted => Exit::Interrupted,
             };
         }
         if let Some(e) = cause.downcast_ref::<sandbox_core::Error>() {

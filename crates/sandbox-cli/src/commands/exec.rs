@@ -7,13 +7,10 @@ use anyhow::{Context, Result};
 use sandbox_core::{ExecEvent, ExecOutput, ExecRequest, Sandbox};
 use serde::Serialize;
 
-use super::{Ctx, SandboxJson, create_sandbox, provider_note, since};
+use super::{Ctx, SandboxJson, create_sandbox, interrupt_signal, provider_note, since};
 use crate::args::{CommandArgs, ExecArgs, RunArgs};
 use crate::error::Exit;
 use crate::settings::{SpecSettings, timeout_secs};
-
-/// Exit code after Ctrl-C (128 + SIGINT), as shells report it.
-const INTERRUPTED: u8 = 130;
 
 /// How long an interrupted command's kill request gets to reach the sandbox.
 const KILL_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
@@ -79,22 +76,21 @@ impl OutputJson {
 /// remote exit. Ctrl-C kills the remote command (dropping the stream does) and exits 130.
 async fn stream(ctx: &Ctx, sandbox: &Sandbox, request: ExecRequest) -> Result<Exit> {
     let what = request.display();
+    let mut interrupt = interrupt_signal()?;
     let mut events = sandbox
         .exec_stream(request)
         .await
         .with_context(|| format!("cannot run `{what}` in sandbox `{}`", sandbox.name()))?;
-    let interrupted = tokio::signal::ctrl_c();
-    tokio::pin!(interrupted);
     loop {
         let event = tokio::select! {
             event = events.next_event() => event,
-            _ = &mut interrupted => {
+            _ = interrupt.recv() => {
                 // Dropping the stream sends the kill in a background task: give it a moment to
                 // leave before this process exits.
                 drop(events);
                 tokio::time::sleep(KILL_GRACE).await;
                 ctx.printer.info("interrupted: the remote command was killed");
-                return Ok(Exit::Remote(INTERRUPTED));
+                return Ok(Exit::Interrupted);
             }
         };
         let Some(event) = event else {
@@ -176,14 +172,7 @@ pub(crate) async fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit> {
     ));
     let start = Instant::now();
     let mut progress = ctx.printer.progress();
-    let sandbox = tokio::select! {
-        sandbox = create_sandbox(ctx, &spec, true, &mut progress) => sandbox?,
-        _ = tokio::signal::ctrl_c() => {
-            progress.clear();
-            ctx.printer.info("interrupted while creating; `sandbox list` shows what is left");
-            return Ok(Exit::Remote(INTERRUPTED));
-        }
-    };
+    let sandbox = create_sandbox(ctx, &spec, true, &mut progress).await?;
     let create_secs = start.elapsed().as_secs_f64();
     // What `--json` reports about the sandbox, read while it exists.
     let sandbox_json = if args.json {

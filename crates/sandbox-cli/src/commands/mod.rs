@@ -8,7 +8,7 @@ use sandbox_core::{Sandbox, SandboxInfo};
 use serde::Serialize;
 
 use crate::args::Command;
-use crate::error::Exit;
+use crate::error::{CliError, Exit};
 use crate::printer::{Printer, Progress, format_elapsed};
 use crate::provider::Provider;
 use crate::settings::{GlobalSettings, ProviderKind, SpecSettings};
@@ -169,7 +169,15 @@ pub(crate) async fn create_sandbox(
         ProviderKind::Local => Duration::from_millis(200),
         ProviderKind::DigitalOcean => Duration::from_secs(2),
     };
-    match wait_with_progress(&sandbox, spec.ready_timeout, max_poll, progress).await {
+    // Ctrl-C while waiting deletes the half-made sandbox, as a failure to get ready does.
+    let mut interrupt = interrupt_signal()?;
+    let waited = tokio::select! {
+        waited = wait_with_progress(&sandbox, spec.ready_timeout, max_poll, progress) => {
+            waited.map_err(anyhow::Error::from)
+        }
+        _ = interrupt.recv() => Err(CliError::Interrupted.into()),
+    };
+    match waited {
         Ok(()) => {
             progress.finish("ready");
             Ok(sandbox)
@@ -241,6 +249,13 @@ async fn wait_with_progress(
         }
         poll = (poll * 2).min(max_poll);
     }
+}
+
+/// Listens for Ctrl-C (SIGINT) from now on: a signal that arrives before the first `recv` is
+/// kept, not lost.
+pub(crate) fn interrupt_signal() -> Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot listen for Ctrl-C")
 }
 
 /// The line that tells which provider is in use.

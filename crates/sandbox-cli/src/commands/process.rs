@@ -230,8 +230,7 @@ pub(crate) async fn logs(ctx: &Ctx, args: LogsArgs) -> Result<Exit> {
         .logs(&request)
         .await
         .with_context(|| format!("cannot read the logs of `{}`", sandbox.name()))?;
-    let interrupted = tokio::signal::ctrl_c();
-    tokio::pin!(interrupted);
+    let mut interrupt = super::interrupt_signal()?;
     loop {
         tokio::select! {
             line = stream.next() => match line {
@@ -245,7 +244,7 @@ pub(crate) async fn logs(ctx: &Ctx, args: LogsArgs) -> Result<Exit> {
                 }
                 None => break,
             },
-            _ = &mut interrupted => break,
+            _ = interrupt.recv() => break,
         }
     }
     Ok(Exit::Ok)

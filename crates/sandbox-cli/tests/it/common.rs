@@ -159,9 +159,14 @@ impl TestContext {
     /// Starts `sandbox emulator --port 0` over this context's local state and points the
     /// context's commands at it (`--provider digitalocean`, its URL and token).
     pub fn start_emulator(&mut self) -> EmulatorProcess {
+        self.start_emulator_with_pace("0.3")
+    }
+
+    /// [`TestContext::start_emulator`] whose deployments take `pace` seconds.
+    pub fn start_emulator_with_pace(&mut self, pace: &str) -> EmulatorProcess {
         let mut cmd = std::process::Command::new(bin());
         self.apply(&mut cmd);
-        cmd.args(["emulator", "--port", "0", "--pace", "0.3", "--json"])
+        cmd.args(["emulator", "--port", "0", "--pace", pace, "--json"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());

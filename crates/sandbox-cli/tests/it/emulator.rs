@@ -180,3 +180,63 @@ fn apps_this_tool_did_not_create_are_reachable_but_not_deleted_by_name() {
     ctx.ok(["delete", "--id", &id]);
     drop(emu);
 }
+
+#[test]
+fn ctrl_c_while_waiting_deletes_the_new_sandbox() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let Some(mut ctx) = TestContext::local() else {
+        return;
+    };
+    // Deployments that take a minute: the interruption lands while waiting.
+    let emu = ctx.start_emulator_with_pace("60");
+    let mut child = ctx
+        .std_cmd(["create", "--name", "interrupted"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    // Wait for a deployment phase to be reported (plain progress lines: not a terminal).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("a deployment phase is reported");
+        if line.contains("PENDING_BUILD") || line.contains("BUILDING") {
+            break;
+        }
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        assert!(Instant::now() < deadline, "create did not end after SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert_eq!(code, Some(130), "{rest:?}");
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("deleted sandbox `interrupted`")),
+        "{rest:?}"
+    );
+    assert_eq!(ctx.ok(["list", "--json"]).trim(), "[]");
+    drop(emu);
+}
