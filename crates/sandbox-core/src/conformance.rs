@@ -201,7 +201,7 @@ macro_rules! conformance_tests {
             hostile_text_shapes, large_random_output, large_streamed_output, megabyte_line, stderr_separate_and_codes,
             signal_status, concurrent_commands, timeout_keeps_console, stdin_round_trip,
             env_cwd_stateless, session_persists, argv_without_quoting, streaming_events,
-            console_reused, console_drop_fails_command_once, cancel_kills_command, hostile_terminal, processes,
+            console_reused, console_drop_fails_command_once, console_drop_during_bootstrap, cancel_kills_command, hostile_terminal, processes,
             process_exit_status, lifecycle, scoped_sandbox, blocking_facade);
     };
     ($make:path; $($case:ident),+ $(,)?) => {
@@ -438,6 +438,19 @@ pub mod cases {
         let first = stream.next_event().await.expect("an event");
         assert!(first.unwrap_err().is_timeout());
         assert!(stream.next_event().await.is_none());
+    }
+
+    /// A console that drops while the agent starts fails that command with `ConsoleLost`; the
+    /// next command opens a good console.
+    pub async fn console_drop_during_bootstrap(ctx: Ctx) {
+        ok(ctx.sandbox.exec("true").await);
+        ctx.sandbox.close_console().await;
+        ctx.hostile.drop_next_console_after(40);
+        let err = ctx.sandbox.exec("echo lost").await.unwrap_err();
+        assert!(matches!(err, Error::ConsoleLost { .. }), "{err}");
+        let out = ok(ctx.sandbox.exec("echo back").await);
+        assert_eq!(out.stdout, b"back\n");
+        assert_eq!(ctx.hostile.consoles_opened(), 3);
     }
 
     /// Dropping an `exec` future or an `ExecStream` before the exit kills the command's group.
