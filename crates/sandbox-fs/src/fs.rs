@@ -741,13 +741,9 @@ impl FileSystem {
         run_local_tar(tar, local).await?;
         self.mkdir(remote, true).await?;
         let remote_archive = crate::entry::join(remote, &format!(".sandbox-fs.{}.tar", token()));
-        let size = match self
+        let size = self
             .upload_with(&archive.0, &remote_archive, &options.transfer)
-            .await
-        {
-            Ok(size) => size,
-            Err(e) => return Err(e),
-        };
+            .await?;
         let out = self
             .run(
                 "extract into",
