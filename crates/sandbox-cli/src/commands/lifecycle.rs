@@ -125,7 +125,7 @@ pub(crate) async fn delete(ctx: &Ctx, args: DeleteArgs) -> Result<Exit> {
             (app.id.clone(), app.name().to_owned())
         }
         (None, Some(name)) => ctx.provider.resolve(name, Lookup::SandboxesOnly).await?,
-        (None, None) => unreachable_usage()?,
+        (None, None) => no_target()?,
     };
     ctx.provider
         .platform
@@ -145,7 +145,7 @@ pub(crate) async fn delete(ctx: &Ctx, args: DeleteArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-fn unreachable_usage() -> Result<(String, String)> {
+fn no_target() -> Result<(String, String)> {
     Err(crate::error::CliError::Usage("give a sandbox name, `--id` or `--all`".into()).into())
 }
 
