@@ -34,6 +34,10 @@ pub(crate) async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Exit> {
         ctx.printer.json(&json)?;
     } else {
         print_fields(ctx, &json);
+        ctx.printer.info(format!(
+            "\nhint: run commands with `sandbox exec {} -- CMD`; delete it with `sandbox delete {}`",
+            json.name, json.name
+        ));
     }
     Ok(Exit::Ok)
 }
@@ -71,8 +75,10 @@ pub(crate) async fn list(ctx: &Ctx, args: ListArgs) -> Result<Exit> {
         return Ok(Exit::Ok);
     }
     if sandboxes.is_empty() {
-        ctx.printer
-            .info(format!("No sandboxes ({}).", provider_note(ctx)));
+        ctx.printer.info(format!(
+            "No sandboxes ({}).\n\nhint: create one with `sandbox create --image python`",
+            provider_note(ctx)
+        ));
         return Ok(Exit::Ok);
     }
     let rows: Vec<Vec<String>> = sandboxes
