@@ -11,10 +11,11 @@ static BUILD_LOCK: Mutex<()> = Mutex::new(());
 
 /// The path of the `doctl-standin` binary, building it when it is missing.
 ///
-/// Looks next to the running executable: tests run from `target/<profile>/deps/`, binaries
-/// live in `target/<profile>/`. When the binary is not there it runs
-/// `$CARGO build -p appplatform-emulator --bin doctl-standin` (`CARGO` is set when tests run
-/// under cargo; `cargo` from `PATH` otherwise) and looks again.
+/// Looks next to the running executable: tests run from `target/<profile>/deps/`, examples
+/// from `target/<profile>/examples/`, binaries live in `target/<profile>/`. When the binary is
+/// not there it runs `$CARGO build -p appplatform-emulator --bin doctl-standin` (`CARGO` is
+/// set when tests run under cargo; `cargo` from `PATH` otherwise), with `--release` when the
+/// folder is `target/release`, and looks again.
 ///
 /// # Errors
 ///
@@ -22,7 +23,15 @@ static BUILD_LOCK: Mutex<()> = Mutex::new(());
 /// still missing after it.
 pub fn standin_path() -> io::Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let candidates = candidate_dirs(&exe);
+    let mut candidates = candidate_dirs(&exe);
+    // Examples run from `target/<profile>/examples/`: the profile folder is one level up.
+    if let Some(profile) = exe
+        .parent()
+        .filter(|d| d.file_name().is_some_and(|n| n == "examples"))
+        .and_then(Path::parent)
+    {
+        candidates.insert(0, profile.to_path_buf());
+    }
     if let Some(found) = find_in(&candidates) {
         return Ok(found);
     }
@@ -35,6 +44,7 @@ pub fn standin_path() -> io::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command.args(["build", "-p", "appplatform-emulator", "--bin", NAME]);
+    // Build into the profile folder looked in first (`target/release` or the dev profile).
     if candidates
         .first()
         .and_then(|d| d.file_name())
