@@ -2,17 +2,19 @@
 //! writes, folders as tar streams, large files through Spaces when it is configured.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
 use anyhow::{Context, Result};
 use sandbox_core::Sandbox;
-use sandbox_fs::{DirEntry, DirOptions, FileKind, FileSystem, RmOptions};
+use sandbox_fs::{DirEntry, DirOptions, FileKind, FileSystem, RmOptions, TransferOptions};
 use serde::Serialize;
 
 use super::Ctx;
 use crate::args::{FilesCommand, PositionalTarget};
 use crate::error::{CliError, Exit};
-use crate::printer::table;
+use crate::printer::{Progress, table};
 
 /// Splits `[NAME] ARGS...` by whether `--id` was given: returns the name and the rest, which
 /// must be between `min` and `max` long.
@@ -44,6 +46,31 @@ async fn attach(ctx: &Ctx, target: &PositionalTarget, name: Option<&str>) -> Res
     ctx.provider
         .attach(name, target.id.as_deref(), target.component.as_deref())
         .await
+}
+
+/// `1.5 MB`, `300 B`.
+fn bytes(n: u64) -> String {
+    match n {
+        0..1_000 => format!("{n} B"),
+        1_000..1_000_000 => format!("{:.1} kB", n as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", n as f64 / 1e6),
+        _ => format!("{:.2} GB", n as f64 / 1e9),
+    }
+}
+
+/// Transfer options that report progress (at most every tenth of the total) on stderr.
+fn reporting(progress: &Arc<Mutex<Progress>>, verb: &'static str) -> TransferOptions {
+    let progress = Arc::clone(progress);
+    let last = AtomicU64::new(u64::MAX);
+    TransferOptions::new().progress(move |done, total| {
+        let tenth = done.saturating_mul(10).checked_div(total).unwrap_or(10);
+        if last.swap(tenth, Ordering::Relaxed) == tenth {
+            return;
+        }
+        if let Ok(mut progress) = progress.lock() {
+            progress.update(&format!("{verb} {} of {}", bytes(done), bytes(total)));
+        }
+    })
 }
 
 /// One entry of `files ls --json`.
@@ -119,12 +146,19 @@ pub(crate) async fn files(ctx: &Ctx, command: FilesCommand) -> Result<Exit> {
             let (local, remote) = (Path::new(&rest[0]), rest[1].as_str());
             let sandbox = attach(ctx, &args.target, name.as_deref()).await?;
             let fs = FileSystem::new(&sandbox);
+            let progress = Arc::new(Mutex::new(ctx.printer.progress()));
+            let options = reporting(&progress, "uploaded");
             let size = if local.is_dir() {
-                fs.upload_dir(local, remote, &DirOptions::new()).await
+                fs.upload_dir(local, remote, &DirOptions::new().transfer(options))
+                    .await
             } else {
-                fs.upload(local, remote).await
+                fs.upload_with(local, remote, &options).await
+            };
+            if let Ok(mut progress) = progress.lock() {
+                progress.clear();
             }
-            .with_context(|| format!("cannot upload to sandbox `{}`", sandbox.name()))?;
+            let size =
+                size.with_context(|| format!("cannot upload to sandbox `{}`", sandbox.name()))?;
             ctx.printer.info(format!(
                 "uploaded {} ({size} bytes) to {remote}",
                 local.display()
@@ -139,15 +173,21 @@ pub(crate) async fn files(ctx: &Ctx, command: FilesCommand) -> Result<Exit> {
             let context = || format!("cannot download from sandbox `{}`", sandbox.name());
             let stat = fs.stat(remote).await.with_context(context)?;
             let mut local = PathBuf::from(&rest[1]);
+            let progress = Arc::new(Mutex::new(ctx.printer.progress()));
+            let options = reporting(&progress, "downloaded");
             let size = if stat.is_dir() {
-                fs.download_dir(remote, &local, &DirOptions::new()).await
+                fs.download_dir(remote, &local, &DirOptions::new().transfer(options))
+                    .await
             } else {
                 if local.is_dir() {
                     local = local.join(&stat.name);
                 }
-                fs.download(remote, &local).await
+                fs.download_with(remote, &local, &options).await
+            };
+            if let Ok(mut progress) = progress.lock() {
+                progress.clear();
             }
-            .with_context(context)?;
+            let size = size.with_context(context)?;
             ctx.printer.info(format!(
                 "downloaded {remote} ({size} bytes) to {}",
                 local.display()
@@ -211,6 +251,14 @@ pub(crate) async fn files(ctx: &Ctx, command: FilesCommand) -> Result<Exit> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_counts_read_well() {
+        assert_eq!(bytes(999), "999 B");
+        assert_eq!(bytes(1_500), "1.5 kB");
+        assert_eq!(bytes(10_000_000), "10.0 MB");
+        assert_eq!(bytes(2_000_000_000), "2.00 GB");
+    }
 
     #[test]
     fn positional_targets_shift_with_id() {
