@@ -109,6 +109,37 @@ fn lifecycle_by_name_and_id() {
 }
 
 #[test]
+fn create_and_exec_output_snapshots() {
+    let ctx = local_ctx!();
+    sandbox_snapshot!(
+        ctx,
+        "local_create",
+        ctx.run(["create", "--name", "snap", "--region", "ams3"])
+    );
+    sandbox_snapshot!(
+        ctx,
+        "local_exec_json",
+        ctx.run([
+            "exec",
+            "snap",
+            "--json",
+            "--",
+            "printf 'out\\n'; printf 'err\\n' >&2; exit 3"
+        ])
+    );
+    sandbox_snapshot!(
+        ctx,
+        "local_exec_stream",
+        ctx.run([
+            "exec",
+            "snap",
+            "--",
+            "printf 'a\\n'; printf 'b\\n' >&2; exit 4"
+        ])
+    );
+}
+
+#[test]
 fn exec_is_byte_exact_with_env_cwd_stdin_and_json() {
     let ctx = local_ctx!();
     ctx.ok(["create", "--name", "bytes"]);
