@@ -222,6 +222,12 @@ fn run_suite(ctx: &TestContext, target: &str, provider: &str) -> Vec<String> {
         }
     });
 
+    // Whatever happened above, nothing is left behind (on DigitalOcean a sandbox costs money).
+    let deleted = suite.steps.iter().any(|s| s.name == "delete" && s.ok);
+    if !deleted {
+        let _ = ctx.run(["delete", name]);
+    }
+
     let failed: Vec<String> = suite
         .steps
         .iter()
