@@ -19,7 +19,7 @@ mkdir -p "$SANDBOX_ARTIFACTS_DIR"
 case "$target" in
   emulator) filter="smoke::smoke_emulator" ;;
   digitalocean) filter="smoke::smoke_digitalocean" ;;
-  all) filter="smoke::" ;;
+  all) filter="smoke::smoke_" ;;
   *) echo "usage: $0 [emulator|digitalocean]" >&2; exit 2 ;;
 esac
 
@@ -34,7 +34,9 @@ if [ "$target" != emulator ]; then
   fi
 fi
 
-cargo test -p sandbox-cli --test it -- --exact --nocapture "$filter" 2>&1 | grep -v '^$' || status=$?
+rm -f "$SANDBOX_ARTIFACTS_DIR"/smoke-*.json
+status=0
+cargo test -p sandbox-cli --test it -- --nocapture "$filter" || status=$?
 for f in "$SANDBOX_ARTIFACTS_DIR"/smoke-*.json; do
   [ -e "$f" ] || continue
   python3 - "$f" <<'PY'
@@ -46,4 +48,4 @@ for step in report["steps"]:
     print(f"  {mark} {step['name']:<18} {step['seconds']*1000:8.0f} ms  {step['detail']}")
 PY
 done
-exit "${status:-0}"
+exit "$status"
