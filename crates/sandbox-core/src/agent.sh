@@ -1,5 +1,6 @@
 N=$1
 T=${TMPDIR:-/tmp}
+U=$(umask)
 umask 077
 mkdir -p "$T/.sandbox-exec.$N" 2>/dev/null || T=${HOME:-/}
 D=$T/.sandbox-exec.$N
@@ -38,6 +39,7 @@ _j() {
     _s "$i" e <"$e" & b=$!
   fi
   exec 3>"$o" 4>"$e"
+  umask "$U"
   if [ -n "$G" ]; then setsid sh -c "$_S" <"$n" >&3 2>&4 3>&- 4>&- & p=$!
   else timeout -s KILL "$3" sh -c "$_S" <"$n" >&3 2>&4 3>&- 4>&- & p=$!; fi
   echo "$p" >"$D/$i.p"

@@ -198,7 +198,7 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 macro_rules! conformance_tests {
     ($make:path) => {
         $crate::conformance_tests!($make; exec_basics, binary_and_invalid_utf8,
-            hostile_text_shapes, large_random_output, large_streamed_output, megabyte_line, stderr_separate_and_codes,
+            umask_is_the_shells, hostile_text_shapes, large_random_output, large_streamed_output, megabyte_line, stderr_separate_and_codes,
             signal_status, concurrent_commands, timeout_keeps_console, stdin_round_trip,
             env_cwd_stateless, session_persists, argv_without_quoting, streaming_events,
             console_reused, console_drop_fails_command_once, console_drop_during_bootstrap, cancel_kills_command, hostile_terminal, processes,
@@ -252,6 +252,36 @@ pub mod cases {
         assert!(err.to_string().contains("nope"), "{err}");
         let out = ok(ctx.sandbox.exec("").await);
         assert!(out.success() && out.stdout.is_empty());
+    }
+
+    /// Commands run with the umask the shell had, not the agent's private 077.
+    pub async fn umask_is_the_shells(ctx: Ctx) {
+        let out = ok(ok(ctx.sandbox.exec("umask").await).exit_ok());
+        let text = out.stdout_text();
+        let mask = u32::from_str_radix(text.trim(), 8)
+            .unwrap_or_else(|_| panic!("`umask` printed {text:?}, not an octal mask"));
+        assert_ne!(mask, 0o077, "commands inherit the agent's umask 077");
+        // Shells start with 022 (or 002): group and others may read what a command creates.
+        assert_eq!(mask & 0o044, 0, "unexpected umask {mask:04o}");
+        let out = ok(ok(ctx
+            .sandbox
+            .exec("rm -f umask.txt; echo x >umask.txt; stat -c %a umask.txt")
+            .await)
+        .exit_ok());
+        let mode = u32::from_str_radix(out.stdout_text().trim(), 8).expect("an octal mode");
+        assert_ne!(mode, 0o600, "a file created by exec is private");
+        assert_eq!(mode, 0o666 & !mask);
+        // Sessions keep their saved environment private all the same.
+        let session = ctx.sandbox.session();
+        let out = ok(ok(session
+            .exec("stat -c %a \"${TMPDIR:-/tmp}\"/.sandbox-session.*")
+            .await)
+        .exit_ok());
+        assert!(
+            out.stdout_text().lines().all(|l| l == "700"),
+            "session folders: {:?}",
+            out.stdout_text()
+        );
     }
 
     /// NUL and high bytes, invalid UTF-8.
@@ -634,17 +664,23 @@ pub mod cases {
         assert_eq!(ctx.hostile.consoles_opened(), 1);
         // Finished commands' files are removed in batches (in the background, so poll with a
         // deadline), and do not pile up.
+        // The deadline is wall-clock (`date`, 120 s), however slow each poll is on a loaded
+        // machine; on failure the listing says which files stayed.
         let out = ok(ctx
             .sandbox
             .exec(
-                "i=0; while :; do n=$(ls -A \"${TMPDIR:-/tmp}\"/.sandbox-exec.* | wc -l); \
-                 [ \"$n\" -lt 200 ] || [ $i -ge 300 ] && break; sleep 0.1; i=$((i+1)); done; echo \"$n\"",
+                "end=$(( $(date +%s) + 120 )); while :; do \
+                 n=$(ls -A \"${TMPDIR:-/tmp}\"/.sandbox-exec.* | wc -l); \
+                 [ \"$n\" -lt 200 ] || [ \"$(date +%s)\" -ge \"$end\" ] && break; sleep 0.2; done; \
+                 echo \"$n\"; [ \"$n\" -lt 200 ] || ls -A \"${TMPDIR:-/tmp}\"/.sandbox-exec.* | tr '\\n' ' '",
             )
             .await);
-        let files: usize = out.stdout_text().trim().parse().expect("a count");
+        let text = out.stdout_text();
+        let (count, listing) = text.split_once('\n').unwrap_or((&text, ""));
+        let files: usize = count.trim().parse().expect("a count");
         assert!(
             files < 200,
-            "{files} files left in the agent's folder after 131 commands"
+            "{files} files left in the agent's folder after 131 commands: {listing}"
         );
     }
 

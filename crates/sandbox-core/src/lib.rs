@@ -161,7 +161,8 @@ mod pty_tests {
 
         crate::conformance_tests!(pty_without_setsid; exec_basics, signal_status,
             stderr_separate_and_codes, concurrent_commands, timeout_keeps_console,
-            console_drop_fails_command_once, streaming_events, stdin_round_trip, processes);
+            console_drop_fails_command_once, streaming_events, stdin_round_trip, processes,
+            umask_is_the_shells);
     }
 }
 

@@ -15,7 +15,7 @@ pub(crate) fn compose(request: &ExecRequest, session: Option<&str>) -> Result<St
     if let Some(id) = session {
         let dir = session_dir(id);
         script.push_str(&format!(
-            "_sd={dir}; [ -d \"$_sd\" ] || mkdir -p \"$_sd\" || exit 1\n\
+            "_sd={dir}; [ -d \"$_sd\" ] || (umask 077; mkdir -p \"$_sd\") || exit 1\n\
              [ -f \"$_sd/env\" ] && . \"$_sd/env\"\n\
              [ -f \"$_sd/cwd\" ] && {{ IFS= read -r _d <\"$_sd/cwd\" && cd -- \"$_d\"; }}\n\
              trap '_r=$?; pwd >\"$_sd/cwd\"; export -p >\"$_sd/env\"; exit $_r' EXIT\n"
