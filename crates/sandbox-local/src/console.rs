@@ -20,6 +20,9 @@ use crate::state::{Net, ProcRef, Record, children_of};
 const DRAIN_GRACE: Duration = Duration::from_millis(50);
 /// How long `close` waits for the console's processes to end.
 const CLOSE_DEADLINE: Duration = Duration::from_secs(5);
+/// How long the carrier (`nsenter`) gets to reap its killed shell and exit before it is
+/// killed too.
+const REAP_GRACE: Duration = Duration::from_secs(1);
 
 /// An interactive bash inside a local sandbox, on its own pseudo-terminal.
 ///
@@ -132,8 +135,13 @@ impl LocalConsole {
             tokio::select! {
                 _ = child.wait() => {}
                 _ = kill_rx => {
-                    let _ = child.start_kill();
-                    let _ = child.wait().await;
+                    // The carrier reaps its killed shell and exits by itself. Killing it
+                    // first would leave the shell's zombie to the host's init, and the
+                    // sandbox's PID namespace (so its deletion) waits until that reaps it.
+                    if tokio::time::timeout(REAP_GRACE, child.wait()).await.is_err() {
+                        let _ = child.start_kill();
+                        let _ = child.wait().await;
+                    }
                 }
             }
             let _ = exited_tx.send(true);
@@ -173,15 +181,20 @@ impl LocalConsole {
         }
     }
 
-    /// Kills the shell and its carrier.
+    /// Kills the shell; its carrier then exits by itself (or is killed after [`REAP_GRACE`]).
+    /// A carrier without a shell yet is killed at once.
     fn kill_now(&self) {
         if let Some(carrier) = self.carrier.filter(ProcRef::is_alive) {
+            let mut shells = 0;
             for shell in children_of(carrier.pid) {
                 if let Some(shell) = ProcRef::of(shell) {
                     shell.kill();
+                    shells += 1;
                 }
             }
-            carrier.kill();
+            if shells == 0 {
+                carrier.kill();
+            }
         }
         if let Ok(mut kill) = self.kill.lock() {
             kill.take();
