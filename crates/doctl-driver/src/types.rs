@@ -30,6 +30,23 @@ pub struct App {
 }
 
 impl App {
+    /// An app with the given id and spec and nothing else known (no URL, region, deployments
+    /// or times).
+    #[must_use]
+    pub fn new(id: impl Into<String>, spec: AppSpec) -> Self {
+        App {
+            id: id.into(),
+            spec,
+            live_url: None,
+            region: None,
+            active_deployment: None,
+            in_progress_deployment: None,
+            pending_deployment: None,
+            created_at: None,
+            updated_at: None,
+        }
+    }
+
     /// The app's name (`spec.name`).
     #[must_use]
     pub fn name(&self) -> &str {
@@ -311,6 +328,23 @@ pub struct Instance {
     pub instance_alias: Option<String>,
 }
 
+impl Instance {
+    /// An instance of a component, with no alias.
+    #[must_use]
+    pub fn new(
+        component_name: impl Into<String>,
+        instance_name: impl Into<String>,
+        component_type: impl Into<String>,
+    ) -> Self {
+        Instance {
+            component_name: component_name.into(),
+            instance_name: instance_name.into(),
+            component_type: component_type.into(),
+            instance_alias: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,15 +355,10 @@ mod tests {
         pending: Option<Deployment>,
     ) -> App {
         App {
-            id: "a".into(),
-            spec: AppSpec::default(),
-            live_url: None,
-            region: None,
             active_deployment: active,
             in_progress_deployment: in_progress,
             pending_deployment: pending,
-            created_at: None,
-            updated_at: None,
+            ..App::new("a", AppSpec::default())
         }
     }
 
@@ -480,5 +509,21 @@ mod tests {
         assert_eq!(DeploymentPhase::parse("EXPLODED"), DeploymentPhase::Unknown);
         assert!(DeploymentPhase::Superseded.is_terminal());
         assert!(!DeploymentPhase::Deploying.is_terminal());
+    }
+
+    #[test]
+    fn constructors_know_only_what_they_are_given() {
+        let mut spec = AppSpec::default();
+        spec.name = "sbx".into();
+        let app = App::new("id-1", spec);
+        assert_eq!((app.id.as_str(), app.name()), ("id-1", "sbx"));
+        assert_eq!(app.status(), AppStatus::Unknown);
+        assert!(app.live_url.is_none() && app.region.is_none() && app.created_at.is_none());
+
+        let instance = Instance::new("sandbox", "sandbox-abc", "WORKER");
+        assert_eq!(instance.component_name, "sandbox");
+        assert_eq!(instance.instance_name, "sandbox-abc");
+        assert_eq!(instance.component_type, "WORKER");
+        assert_eq!(instance.instance_alias, None);
     }
 }

@@ -5,7 +5,6 @@ use std::sync::{Arc, OnceLock};
 
 use appspec::AppSpec;
 use async_trait::async_trait;
-use doctl_driver::wire::{WireApp, WireInstance};
 use doctl_driver::{
     App, Console, ConsoleTarget, Deployment, DeploymentPhase, Error, Instance, LogKind, LogStream,
     LogsRequest, Platform, Progress, ProgressStep, Result,
@@ -400,13 +399,11 @@ fn live_url(record: &Record) -> Option<String> {
     }
 }
 
-fn to_app(record: &Record) -> Result<App> {
-    let mut wire = WireApp::default();
-    wire.id = record.id.clone();
-    wire.spec = Some(record.spec.clone());
-    wire.created_at = Some(record.created_at);
-    wire.updated_at = Some(record.updated_at);
-    let mut app = App::try_from(wire)?;
+fn to_app(record: &Record) -> App {
+    let mut app = App::new(&record.id, record.spec.clone());
+    app.region = record.spec.region.clone().filter(|r| !r.is_empty());
+    app.created_at = Some(record.created_at);
+    app.updated_at = Some(record.updated_at);
     app.live_url = live_url(record);
     let d = deployment(record);
     if d.phase == DeploymentPhase::Active {
@@ -414,7 +411,7 @@ fn to_app(record: &Record) -> Result<App> {
     } else {
         app.in_progress_deployment = Some(d);
     }
-    Ok(app)
+    app
 }
 
 fn component_not_found(component: &str, record: &Record) -> Error {
@@ -439,14 +436,14 @@ impl Platform for LocalPlatform {
             let spec = spec.clone();
             let record = blocking(move || create_blocking(&config, &layout, &host, spec)).await?;
             info!(id = %record.id, phase = ?record.phase, "local sandbox created");
-            to_app(&record)
+            Ok(to_app(&record))
         }
         .instrument(span)
         .await
     }
 
     async fn get_app(&self, app_id: &str) -> Result<App> {
-        to_app(&self.read(app_id).await?)
+        Ok(to_app(&self.read(app_id).await?))
     }
 
     async fn list_apps(&self) -> Result<Vec<App>> {
@@ -465,7 +462,7 @@ impl Platform for LocalPlatform {
         })
         .await?;
         records.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-        records.iter().map(to_app).collect()
+        Ok(records.iter().map(to_app).collect())
     }
 
     async fn find_app(&self, name: &str) -> Result<Option<App>> {
@@ -481,7 +478,7 @@ impl Platform for LocalPlatform {
             return Ok(None);
         }
         match self.read(&id).await {
-            Ok(record) if record.name == name => Ok(Some(to_app(&record)?)),
+            Ok(record) if record.name == name => Ok(Some(to_app(&record))),
             Ok(_) => Ok(None),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
@@ -520,15 +517,13 @@ impl Platform for LocalPlatform {
         if !record.supervisor_alive() {
             return Ok(Vec::new());
         }
-        let mut wire = WireInstance::default();
-        wire.component_name = record.component.clone();
-        wire.instance_name = record.hostname.clone();
-        wire.component_type = match record.kind {
-            Kind::Service => "SERVICE".into(),
-            Kind::Worker => "WORKER".into(),
+        let component_type = match record.kind {
+            Kind::Service => "SERVICE",
+            Kind::Worker => "WORKER",
         };
-        wire.instance_alias = format!("{}-0", record.component);
-        Ok(vec![Instance::from(wire)])
+        let mut instance = Instance::new(&record.component, &record.hostname, component_type);
+        instance.instance_alias = Some(format!("{}-0", record.component));
+        Ok(vec![instance])
     }
 
     async fn open_console(&self, target: &ConsoleTarget) -> Result<Box<dyn Console>> {
