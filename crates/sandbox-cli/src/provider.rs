@@ -7,7 +7,7 @@ use doctl_driver::{DoApi, DoApiConfig, Doctl, DoctlConfig, Platform};
 use sandbox_core::Sandbox;
 use sandbox_local::{LocalConfig, LocalPlatform};
 
-use crate::args::DriverArg;
+use crate::args::{DriverArg, TargetArgs};
 use crate::error::CliError;
 use crate::settings::{GlobalSettings, ProviderKind};
 
@@ -96,6 +96,16 @@ impl Provider {
                 Err(e) => Err(e).context("cannot use the DigitalOcean API"),
             },
         }
+    }
+
+    /// Attaches to the sandbox a command's [`TargetArgs`] name, as [`Provider::attach`] does.
+    pub(crate) async fn attach_target(&self, target: &TargetArgs) -> Result<Sandbox> {
+        self.attach(
+            target.name.as_deref(),
+            target.id.as_deref(),
+            target.component.as_deref(),
+        )
+        .await
     }
 
     /// Attaches to a sandbox given by app id (any app) or by name (a sandbox this tool made,

@@ -120,14 +120,7 @@ pub(crate) async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<Exit> {
         None
     };
     let request = request(&args.command, &args.env, stdin)?;
-    let sandbox = ctx
-        .provider
-        .attach(
-            args.target.name.as_deref(),
-            args.target.id.as_deref(),
-            args.target.component.as_deref(),
-        )
-        .await?;
+    let sandbox = ctx.provider.attach_target(&args.target).await?;
     tracing::debug!(sandbox = sandbox.name(), provider = %ctx.provider.label, "exec");
     if args.json {
         let what = request.display();

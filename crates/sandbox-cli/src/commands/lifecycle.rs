@@ -23,13 +23,7 @@ pub(crate) async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Exit> {
     ));
     let mut progress = ctx.printer.progress();
     let sandbox = create_sandbox(ctx, &spec, !args.no_wait, &mut progress).await?;
-    let app = ctx
-        .provider
-        .platform
-        .get_app(sandbox.id())
-        .await
-        .with_context(|| format!("cannot read app `{}`", sandbox.id()))?;
-    let json = SandboxJson::from_app(&app, &ctx.provider.label);
+    let json = sandbox_json(ctx, &sandbox).await?;
     if args.json {
         ctx.printer.json(&json)?;
     } else {
@@ -213,22 +207,20 @@ async fn delete_all(ctx: &Ctx, args: &DeleteArgs) -> Result<Exit> {
     Ok(if failed == 0 { Exit::Ok } else { Exit::Error })
 }
 
-pub(crate) async fn status(ctx: &Ctx, args: InfoArgs) -> Result<Exit> {
-    let sandbox = ctx
-        .provider
-        .attach(
-            args.target.name.as_deref(),
-            args.target.id.as_deref(),
-            args.target.component.as_deref(),
-        )
-        .await?;
+/// What `create` and `status` print about a sandbox, read from its app now.
+async fn sandbox_json(ctx: &Ctx, sandbox: &Sandbox) -> Result<SandboxJson> {
     let app = ctx
         .provider
         .platform
         .get_app(sandbox.id())
         .await
         .with_context(|| format!("cannot read app `{}`", sandbox.id()))?;
-    let json = SandboxJson::from_app(&app, &ctx.provider.label);
+    Ok(SandboxJson::from_app(&app, &ctx.provider.label))
+}
+
+pub(crate) async fn status(ctx: &Ctx, args: InfoArgs) -> Result<Exit> {
+    let sandbox = ctx.provider.attach_target(&args.target).await?;
+    let json = sandbox_json(ctx, &sandbox).await?;
     if args.json {
         ctx.printer.json(&json)?;
     } else {
@@ -239,14 +231,7 @@ pub(crate) async fn status(ctx: &Ctx, args: InfoArgs) -> Result<Exit> {
 }
 
 pub(crate) async fn url(ctx: &Ctx, args: InfoArgs) -> Result<Exit> {
-    let sandbox = ctx
-        .provider
-        .attach(
-            args.target.name.as_deref(),
-            args.target.id.as_deref(),
-            args.target.component.as_deref(),
-        )
-        .await?;
+    let sandbox = ctx.provider.attach_target(&args.target).await?;
     let url = sandbox
         .url()
         .await
