@@ -334,17 +334,7 @@ impl FileSystem {
     /// [`Error::PermissionDenied`], [`Error::Exec`].
     #[tracing::instrument(name = "fs.write", skip_all, fields(path = %path, bytes = data.as_ref().len()))]
     pub async fn write(&self, path: &str, data: impl AsRef<[u8]>) -> Result<()> {
-        check_path("path", path)?;
-        let data = Bytes::copy_from_slice(data.as_ref());
-        let total = data.len() as u64;
-        self.write_console(
-            path,
-            Source::Bytes(data),
-            total,
-            false,
-            &TransferOptions::default(),
-        )
-        .await
+        self.write_bytes(path, data.as_ref(), false).await
     }
 
     /// Appends bytes to a file (created when missing), atomically: the new content is built
@@ -355,17 +345,7 @@ impl FileSystem {
     /// As [`write`](Self::write).
     #[tracing::instrument(name = "fs.append", skip_all, fields(path = %path, bytes = data.as_ref().len()))]
     pub async fn append(&self, path: &str, data: impl AsRef<[u8]>) -> Result<()> {
-        check_path("path", path)?;
-        let data = Bytes::copy_from_slice(data.as_ref());
-        let total = data.len() as u64;
-        self.write_console(
-            path,
-            Source::Bytes(data),
-            total,
-            true,
-            &TransferOptions::default(),
-        )
-        .await
+        self.write_bytes(path, data.as_ref(), true).await
     }
 
     /// Copies a local file into the sandbox (atomically); returns its size. Through the object
@@ -996,6 +976,21 @@ impl FileSystem {
     }
 
     /// The chunked, atomic write: begin (temporary file), data at fixed offsets, commit.
+    /// [`write`](Self::write) or, with `append`, [`append`](Self::append).
+    async fn write_bytes(&self, path: &str, data: &[u8], append: bool) -> Result<()> {
+        check_path("path", path)?;
+        let data = Bytes::copy_from_slice(data);
+        let total = data.len() as u64;
+        self.write_console(
+            path,
+            Source::Bytes(data),
+            total,
+            append,
+            &TransferOptions::default(),
+        )
+        .await
+    }
+
     async fn write_console(
         &self,
         path: &str,
