@@ -670,6 +670,17 @@ fn is_empty(value: &Value) -> bool {
     }
 }
 
+/// The fraction of a second as Go's time formats print it: empty for a whole second, else a
+/// dot and the nanoseconds without trailing zeros (`.5`, `.000123`).
+#[must_use]
+pub fn go_fraction(nanos: u32) -> String {
+    if nanos == 0 {
+        String::new()
+    } else {
+        format!(".{}", format!("{nanos:09}").trim_end_matches('0'))
+    }
+}
+
 /// A time as Go's `time.Time` marshals it: RFC 3339 with trailing fraction zeros trimmed,
 /// `Z` for UTC; the zero time when `text` is empty or does not parse.
 #[must_use]
@@ -687,13 +698,7 @@ pub fn go_time(text: &str) -> String {
         t.minute(),
         t.second()
     );
-    let nanos = t.nanosecond();
-    let frac = if nanos == 0 {
-        String::new()
-    } else {
-        let digits = format!("{nanos:09}");
-        format!(".{}", digits.trim_end_matches('0'))
-    };
+    let frac = go_fraction(t.nanosecond());
     let offset = t.offset();
     let zone = if offset.is_utc() {
         "Z".to_owned()
@@ -780,6 +785,13 @@ mod tests {
             serde_json::to_string(&out).unwrap(),
             r#"{"id":"1","spec":{"name":"a","region":"atl"},"last_deployment_active_at":"0001-01-01T00:00:00Z","created_at":"0001-01-01T00:00:00Z","updated_at":"0001-01-01T00:00:00Z","last_deployment_created_at":"0001-01-01T00:00:00Z"}"#
         );
+    }
+
+    #[test]
+    fn go_fraction_drops_trailing_zeros() {
+        assert_eq!(go_fraction(0), "");
+        assert_eq!(go_fraction(500_000_000), ".5");
+        assert_eq!(go_fraction(123_000), ".000123");
     }
 
     #[test]

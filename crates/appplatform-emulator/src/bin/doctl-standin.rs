@@ -794,12 +794,7 @@ fn go_display_time(value: Option<&Value>) -> String {
         return "0001-01-01 00:00:00 +0000 UTC".to_owned();
     };
     let t = t.to_offset(time::UtcOffset::UTC);
-    let nanos = t.nanosecond();
-    let frac = if nanos == 0 {
-        String::new()
-    } else {
-        format!(".{}", format!("{nanos:09}").trim_end_matches('0'))
-    };
+    let frac = godo::go_fraction(t.nanosecond());
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}{frac} +0000 UTC",
         t.year(),
