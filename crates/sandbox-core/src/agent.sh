@@ -8,6 +8,7 @@ mkdir -p "$D" || { printf '@%s:0:f:mkdir\n' "$N"; exit 1; }
 echo $$ >"$D/agent"
 B= E= G=
 [ -z "$SANDBOX_EXEC_NO_SETSID" ] && command -v setsid >/dev/null 2>&1 && G=1
+H=; [ -z "$SANDBOX_EXEC_NO_HEAD" ] && [ -t 0 ] && case $(stty -a 2>/dev/null) in *[!-]icanon*) H=1;; esac
 _f() { printf '@%s:%s:%s:%s\n' "$N" "$1" "$2" "$3"; }
 L='
 '
@@ -28,10 +29,17 @@ _z() { _g "$D"; rm -rf "$D" 2>/dev/null; exit 0; }
 _a() { B=$B$1; }
 _b() { E=$E$1; }
 _i() { printf %s "$2" >>"$D/$1.b"; }
+_h() {
+  if [ -n "$H" ]; then head -n "$1"
+  else _n=0; while [ $_n -lt "$1" ] && IFS= read -r _l; do printf '%s\n' "$_l"; _n=$((_n+1)); done; fi
+}
+_I() { _h "$2" >>"$D/$1.b"; }
+_B() { _h "$2" >"$D/$1.s"; }
 _k() { [ -f "$D/$1.d" ] && return; : >"$D/$1.k"; p=; [ -f "$D/$1.p" ] && read -r p <"$D/$1.p"; [ -n "$p" ] && { kill -"$2" -"$p" 2>/dev/null || kill -"$2" "$p" 2>/dev/null; }; }
 _j() {
   i=$1 o=$D/$1.o e=$D/$1.e n=/dev/null
   if [ -n "$_E" ]; then _S=$(printf %s "$_E" | base64 -d) || { _f "$i" f script; return; }; fi
+  if [ -f "$D/$i.s" ]; then _S=$(base64 -d <"$D/$i.s") || { _f "$i" f script; return; }; fi
   if [ -f "$D/$i.b" ]; then base64 -d <"$D/$i.b" >"$D/$i.i" || { _f "$i" f stdin; return; }; n=$D/$i.i; fi
   if [ "$2" = s ]; then
     rm -f "$o" "$e"; mkfifo "$o" "$e" || { _f "$i" f fifo; return; }
@@ -52,7 +60,7 @@ _j() {
 }
 _r() {
   set --
-  for f in "$D"/*.d; do [ -f "$f" ] && b=${f%.d} && set -- "$@" "$b.o" "$b.e" "$b.p" "$b.b" "$b.i" "$b.k" "$f"; done
+  for f in "$D"/*.d; do [ -f "$f" ] && b=${f%.d} && set -- "$@" "$b.o" "$b.e" "$b.p" "$b.b" "$b.i" "$b.k" "$b.s" "$f"; done
   [ $# -gt 0 ] && rm -f "$@"
 }
 C=0

@@ -548,6 +548,35 @@ pub mod cases {
         assert_eq!(out.stdout_text().trim(), "0");
         let out = ok(ctx.sandbox.exec("cat; echo end").await);
         assert_eq!(out.stdout, b"end\n", "stdin is empty by default");
+        // Bulk input (stdin and scripts of several lines) next to small requests, at once: no
+        // request may lose a line to another's reader.
+        let mut tasks = Vec::new();
+        for k in 0..4u64 {
+            let sandbox = ctx.sandbox.clone();
+            tasks.push(tokio::spawn(async move {
+                let data = noise(5000 + 3000 * k as usize, k + 11);
+                let plain = format!(
+                    "cat >/dev/null; echo {}",
+                    "x".repeat(4000 + 100 * k as usize)
+                );
+                let script = format!("cksum; : '{}é'", "y".repeat(3500));
+                let a = sandbox.exec_with(ExecRequest::shell(&script).stdin(data.clone()));
+                let b = sandbox.exec_with(ExecRequest::shell(&plain).stdin(data.clone()));
+                let small = format!("echo {k}");
+                let c = sandbox.exec(&small);
+                let (a, b, c) = tokio::join!(a, b, c);
+                let (crc, len) = cksum(&data);
+                assert_eq!(ok(a).stdout_text(), format!("{crc} {len}\n"));
+                assert_eq!(
+                    ok(b).stdout_text(),
+                    format!("{}\n", "x".repeat(4000 + 100 * k as usize))
+                );
+                assert_eq!(ok(c).stdout_text(), format!("{k}\n"));
+            }));
+        }
+        for task in tasks {
+            task.await.expect("bulk input task");
+        }
     }
 
     /// env and cwd apply to one call only.

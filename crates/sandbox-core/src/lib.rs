@@ -149,13 +149,15 @@ mod pty_tests {
     }
 
     mod without_setsid {
-        //! The agent's fallback when `setsid` is missing: `timeout` makes the process groups.
+        //! The agent's fallbacks: `timeout` makes the process groups when `setsid` is missing,
+        //! and bulk input is read line by line by the shell when `head` may not be used.
         use std::sync::Arc;
 
         async fn pty_without_setsid() -> crate::conformance::Target {
             let platform = crate::testing::PtyPlatform::new()
                 .expect("pty platform")
-                .with_env("SANDBOX_EXEC_NO_SETSID", "1");
+                .with_env("SANDBOX_EXEC_NO_SETSID", "1")
+                .with_env("SANDBOX_EXEC_NO_HEAD", "1");
             crate::conformance::Target::new(Arc::new(platform))
         }
 

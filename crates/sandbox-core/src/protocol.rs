@@ -17,6 +17,14 @@ pub(crate) const AGENT_SCRIPT: &str = include_str!("agent.sh");
 /// Longest request line sent, well under the 4095-byte canonical-mode limit.
 pub(crate) const MAX_LINE: usize = 1000;
 
+/// Length of the raw base64 lines of a bulk request (`_I`, `_B`): a multiple of 4 that, with
+/// its newline, fits [`MAX_LINE`].
+const BULK_LINE: usize = 996;
+
+/// Payloads of at least this many bulk lines go through one bulk reader; smaller ones stay on
+/// the `_i` / `_a` / `_b` lines, which cost no process.
+const BULK_MIN_LINES: usize = 4;
+
 /// Longest partial line kept while waiting for its newline; longer non-frame lines are dropped.
 const MAX_PENDING_LINE: usize = 64 << 20;
 
@@ -94,18 +102,25 @@ pub(crate) fn encode_request(
     let mut out = String::new();
     if let Some(input) = stdin {
         let encoded = B64.encode(input);
-        if encoded.is_empty() {
+        if encoded.len().div_ceil(BULK_LINE) >= BULK_MIN_LINES {
+            push_bulk(&mut out, "_I", id, &encoded);
+        } else if encoded.is_empty() {
             let _ = writeln!(out, "_i {id} ''");
-        }
-        for chunk in encoded.as_bytes().chunks(MAX_LINE - 40) {
-            let _ = writeln!(out, "_i {id} {}", String::from_utf8_lossy(chunk));
+        } else {
+            for chunk in encoded.as_bytes().chunks(MAX_LINE - 40) {
+                let _ = writeln!(out, "_i {id} {}", String::from_utf8_lossy(chunk));
+            }
         }
     }
     let mode = match mode {
         Mode::Collect => 'c',
         Mode::Stream => 's',
     };
-    let last = if is_plain(script.as_bytes()) {
+    let last = if script.len() >= BULK_MIN_LINES * BULK_LINE * 3 / 4 {
+        // A large script: one bulk reader instead of many `_a` / `_b` lines.
+        push_bulk(&mut out, "_B", id, &B64.encode(script.as_bytes()));
+        String::new()
+    } else if is_plain(script.as_bytes()) {
         // Split into pieces whose quoted form fits a line; the last goes on the `_x` line.
         let mut pieces = Vec::new();
         let mut current = String::new();
@@ -133,6 +148,17 @@ pub(crate) fn encode_request(
     };
     let _ = writeln!(out, "_x {id} {mode} {remote_timeout_secs} {last}");
     out.into_bytes()
+}
+
+/// A bulk request: the header `<name> <id> <lines>`, then `encoded` in raw lines of
+/// [`BULK_LINE`] bytes, which the agent reads with one `head -n <lines>`.
+fn push_bulk(out: &mut String, name: &str, id: u64, encoded: &str) {
+    let chunks = encoded.as_bytes().chunks(BULK_LINE);
+    let _ = writeln!(out, "{name} {id} {}", chunks.len());
+    for chunk in chunks {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
+    }
 }
 
 /// The request line that sends `signal` to command `id`'s process group.
@@ -380,6 +406,32 @@ mod tests {
     fn quoting_round_trips_through_sh() {
         assert_eq!(quote("it's"), "'it'\\''s'");
         assert_eq!(quote(""), "''");
+    }
+
+    #[test]
+    fn bulk_requests_count_their_lines_and_small_ones_stay_inline() {
+        let stdin = vec![7u8; 10_000];
+        let req =
+            String::from_utf8(encode_request(3, Mode::Collect, 0, "cat", Some(&stdin))).unwrap();
+        let lines: Vec<&str> = req.lines().collect();
+        let encoded = B64.encode(&stdin);
+        let count = encoded.len().div_ceil(BULK_LINE);
+        assert_eq!(lines[0], format!("_I 3 {count}"));
+        assert_eq!(lines[1..=count].concat(), encoded);
+        assert_eq!(lines[count + 1..], ["_x 3 c 0 'cat'"]);
+
+        let script = format!("echo {}", "z".repeat(5000));
+        let req = String::from_utf8(encode_request(4, Mode::Stream, 0, &script, None)).unwrap();
+        let lines: Vec<&str> = req.lines().collect();
+        let encoded = B64.encode(&script);
+        let count = encoded.len().div_ceil(BULK_LINE);
+        assert_eq!(lines[0], format!("_B 4 {count}"));
+        assert_eq!(lines[1..=count].concat(), encoded);
+        assert_eq!(lines[count + 1..], ["_x 4 s 0 "]);
+
+        let req =
+            String::from_utf8(encode_request(5, Mode::Collect, 0, "cat", Some(b"hi"))).unwrap();
+        assert_eq!(req, "_i 5 aGk=\n_x 5 c 0 'cat'\n");
     }
 
     #[test]
