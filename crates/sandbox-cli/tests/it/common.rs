@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use tempfile::TempDir;
@@ -261,6 +261,24 @@ impl Drop for EmulatorProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Sends SIGINT to a running command (as Ctrl-C would) and returns its exit code once it
+/// ends; fails the test when it has not ended within a minute.
+pub fn interrupt(child: &mut Child, what: &str) -> Option<i32> {
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().expect("poll the command") {
+            return status.code();
+        }
+        assert!(Instant::now() < deadline, "{what} did not end after SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -1,7 +1,7 @@
 //! The digitalocean provider against `sandbox emulator`, through the API and through doctl
 //! (the doctl stand-in).
 
-use crate::common::{TestContext, id_of};
+use crate::common::{self, TestContext, id_of};
 
 macro_rules! emulator_ctx {
     ($ctx:ident, $emu:ident) => {
@@ -217,19 +217,7 @@ fn ctrl_c_while_waiting_deletes_the_new_sandbox() {
             break;
         }
     }
-    let sent = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code();
-        }
-        assert!(Instant::now() < deadline, "create did not end after SIGINT");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let code = common::interrupt(&mut child, "create");
     let rest: Vec<String> = rx.try_iter().collect();
     assert_eq!(code, Some(130), "{rest:?}");
     assert!(

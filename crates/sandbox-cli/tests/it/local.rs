@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{TestContext, id_of};
+use crate::common::{self, TestContext, id_of};
 use crate::sandbox_snapshot;
 
 macro_rules! local_ctx {
@@ -414,19 +414,7 @@ fn interrupting_exec_kills_the_remote_command() {
         .recv_timeout(Duration::from_secs(60))
         .expect("the command starts");
     assert_eq!(line, "started\n");
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code();
-        }
-        assert!(Instant::now() < deadline, "exec did not end after SIGINT");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let code = common::interrupt(&mut child, "exec");
     assert_eq!(code, Some(130));
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
