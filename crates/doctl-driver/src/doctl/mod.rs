@@ -6,7 +6,6 @@
 //! pseudo-terminal.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use appspec::AppSpec;
@@ -21,7 +20,7 @@ use crate::types::{App, Deployment, Instance};
 
 use self::console::{ConsoleTimeouts, DoctlConsole};
 use self::parse::{RawOutput, Subject};
-use self::runner::{GroupGuard, Runner, resolve_binary, spawn_retrying};
+use self::runner::{GroupGuard, Runner, resolve_binary};
 
 mod console;
 #[cfg(test)]
@@ -363,17 +362,7 @@ impl Doctl {
                 None => format!("app `{}`", request.app_id),
             },
         );
-        let mut command = self.runner.command(&args)?;
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut child = spawn_retrying(|| command.spawn())
-            .await
-            .map_err(|e| self.runner.spawn_error(e))?;
-        let group = GroupGuard::new(&child);
+        let (mut child, group) = self.runner.spawn_piped(&args, false).await?;
         let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
             return Err(Error::other("doctl's output pipes were not set up"));
         };

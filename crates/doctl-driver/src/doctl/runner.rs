@@ -121,6 +121,27 @@ impl Runner {
         }
     }
 
+    /// Starts doctl in a process group of its own (killed with the child when dropped), stdout
+    /// and stderr piped, stdin piped when `stdin` says so, else empty.
+    pub(crate) async fn spawn_piped(
+        &self,
+        args: &[String],
+        stdin: bool,
+    ) -> Result<(Child, GroupGuard)> {
+        let mut command = self.command(args)?;
+        command
+            .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let child = spawn_retrying(|| command.spawn())
+            .await
+            .map_err(|e| self.spawn_error(e))?;
+        let group = GroupGuard::new(&child);
+        Ok((child, group))
+    }
+
     /// Runs doctl to completion within `timeout`, feeding `stdin` when given.
     pub(crate) async fn run(
         &self,
@@ -130,21 +151,7 @@ impl Runner {
     ) -> Result<RawOutput> {
         let display = Self::display(args);
         let started = std::time::Instant::now();
-        let mut command = self.command(args)?;
-        command
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut child = spawn_retrying(|| command.spawn())
-            .await
-            .map_err(|e| self.spawn_error(e))?;
-        let group = GroupGuard::new(&child);
+        let (mut child, group) = self.spawn_piped(args, stdin.is_some()).await?;
         let input = child.stdin.take();
         let feed = async move {
             if let (Some(mut pipe), Some(data)) = (input, stdin) {
