@@ -386,6 +386,26 @@ pub fn request_body(case: &str, index: usize) -> String {
         .to_owned()
 }
 
+/// Creates an app with the request of a recorded create case (`apps-create-...-success`);
+/// fails the test unless the answer is 200. Returns the answer's body.
+pub async fn create_from_fixture(emulator: &EmulatorHandle, case: &str) -> Value {
+    let (status, _, body) = send(emulator, "POST", "/v2/apps", Some(request_body(case, 0))).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// Creates the worker app `W` the fixtures use.
+pub async fn create_worker(emulator: &EmulatorHandle) -> Value {
+    create_from_fixture(emulator, "apps-create-worker-success").await
+}
+
+/// An emulator over `backend` with the worker app `W` created.
+pub async fn start_with_worker(backend: &FakePlatform) -> EmulatorHandle {
+    let emulator = start(backend).await;
+    create_worker(&emulator).await;
+    emulator
+}
+
 pub fn http() -> reqwest::Client {
     reqwest::Client::new()
 }

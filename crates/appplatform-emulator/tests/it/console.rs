@@ -12,18 +12,6 @@ use crate::common::*;
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn app_with_console(backend: &FakePlatform) -> EmulatorHandle {
-    let emulator = start(backend).await;
-    send(
-        &emulator,
-        "POST",
-        "/v2/apps",
-        Some(request_body("apps-create-worker-success", 0)),
-    )
-    .await;
-    emulator
-}
-
 async fn connect(emulator: &EmulatorHandle) -> Ws {
     let (_, _, exec) = send(
         emulator,
@@ -73,7 +61,7 @@ async fn read_all(ws: &mut Ws) -> (String, Option<u16>, bool) {
 #[tokio::test]
 async fn echo_prompt_and_close_1000() {
     let backend = FakePlatform::new().with_ids(&[W]);
-    let emulator = app_with_console(&backend).await;
+    let emulator = start_with_worker(&backend).await;
     let mut ws = connect(&emulator).await;
     ws.send(Message::Text(
         json!({"op": "resize", "width": 80, "height": 24})
@@ -105,7 +93,7 @@ async fn echo_prompt_and_close_1000() {
 #[tokio::test]
 async fn instance_name_reaches_the_backend() {
     let backend = FakePlatform::new().with_ids(&[W]);
-    let emulator = app_with_console(&backend).await;
+    let emulator = start_with_worker(&backend).await;
     let (_, _, exec) = send(
         &emulator,
         "GET",
@@ -127,7 +115,7 @@ async fn instance_name_reaches_the_backend() {
 #[tokio::test]
 async fn exec_tokens_are_single_use() {
     let backend = FakePlatform::new().with_ids(&[W]);
-    let emulator = app_with_console(&backend).await;
+    let emulator = start_with_worker(&backend).await;
     let (_, _, exec) = send(
         &emulator,
         "GET",
@@ -145,7 +133,7 @@ async fn exec_tokens_are_single_use() {
 #[tokio::test]
 async fn a_frame_that_is_not_json_closes_with_1003_and_others_keep_working() {
     let backend = FakePlatform::new().with_ids(&[W]);
-    let emulator = app_with_console(&backend).await;
+    let emulator = start_with_worker(&backend).await;
     let mut bad = connect(&emulator).await;
     let mut good = connect(&emulator).await;
     bad.send(Message::Text("this is not json".into()))
@@ -163,7 +151,7 @@ async fn a_frame_that_is_not_json_closes_with_1003_and_others_keep_working() {
 #[tokio::test]
 async fn drop_after_bytes_ends_without_a_close_frame() {
     let backend = FakePlatform::new().with_ids(&[W]);
-    let emulator = app_with_console(&backend).await;
+    let emulator = start_with_worker(&backend).await;
     emulator.faults().drop_console_after_bytes(10);
     let mut ws = connect(&emulator).await;
     let (text, code, _) = read_all(&mut ws).await;
@@ -174,7 +162,7 @@ async fn drop_after_bytes_ends_without_a_close_frame() {
 #[tokio::test]
 async fn drop_after_time_and_custom_close_code() {
     let backend = FakePlatform::new().with_ids(&[W]);
-    let emulator = app_with_console(&backend).await;
+    let emulator = start_with_worker(&backend).await;
     let mut fault = ConsoleFault::default();
     fault.drop_after = Some(Duration::from_millis(200));
     emulator.faults().console(fault, Some(1));
@@ -197,7 +185,7 @@ async fn drop_after_time_and_custom_close_code() {
 #[tokio::test]
 async fn live_logs_stream_lines_then_close_1000() {
     let backend = FakePlatform::new().with_ids(&[W]);
-    let emulator = app_with_console(&backend).await;
+    let emulator = start_with_worker(&backend).await;
     let (_, _, apps) = send(&emulator, "GET", &format!("/v2/apps/{W}"), None).await;
     let dep = apps["app"]["active_deployment"]["id"]
         .as_str()

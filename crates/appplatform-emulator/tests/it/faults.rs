@@ -155,14 +155,7 @@ async fn pace_walks_the_phases_in_order() {
 #[tokio::test]
 async fn refused_upgrade_is_403() {
     let backend = FakePlatform::new().with_ids(&[W]);
-    let emulator = start(&backend).await;
-    send(
-        &emulator,
-        "POST",
-        "/v2/apps",
-        Some(request_body("apps-create-worker-success", 0)),
-    )
-    .await;
+    let emulator = start_with_worker(&backend).await;
     emulator.faults().refuse_upgrades(1);
     let (_, _, exec) = send(
         &emulator,

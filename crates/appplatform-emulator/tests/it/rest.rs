@@ -4,23 +4,6 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-/// Creates the worker app `W` the fixtures use.
-async fn create_worker(
-    backend: &FakePlatform,
-    emulator: &appplatform_emulator::EmulatorHandle,
-) -> Value {
-    let _ = backend;
-    let (status, _, body) = send(
-        emulator,
-        "POST",
-        "/v2/apps",
-        Some(request_body("apps-create-worker-success", 0)),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body
-}
-
 #[tokio::test]
 async fn create_worker_matches_fixture() {
     let backend = FakePlatform::new().with_ids(&[W]);
@@ -129,7 +112,7 @@ async fn malformed_bodies_and_unknown_fields_are_400_and_the_server_keeps_servin
 async fn taken_name_is_409() {
     let backend = FakePlatform::new().with_ids(&[W]);
     let emulator = start(&backend).await;
-    create_worker(&backend, &emulator).await;
+    create_worker(&emulator).await;
     let (status, _, body) = send(
         &emulator,
         "POST",
@@ -167,7 +150,7 @@ async fn bad_or_missing_token_is_401() {
 async fn get_walks_to_active_only_when_the_backend_is_active() {
     let backend = FakePlatform::new().with_ids(&[W]);
     let emulator = start(&backend).await;
-    create_worker(&backend, &emulator).await;
+    create_worker(&emulator).await;
     backend.set_state(W, FakeState::Deploying);
     let (status, _, body) = send(&emulator, "GET", &format!("/v2/apps/{W}"), None).await;
     assert_eq!(status, 200);
@@ -197,13 +180,7 @@ async fn get_walks_to_active_only_when_the_backend_is_active() {
 async fn active_service_has_urls() {
     let backend = FakePlatform::new().with_ids(&[S]);
     let emulator = start(&backend).await;
-    send(
-        &emulator,
-        "POST",
-        "/v2/apps",
-        Some(request_body("apps-create-service-success", 0)),
-    )
-    .await;
+    create_from_fixture(&emulator, "apps-create-service-success").await;
     let (_, _, body) = send(&emulator, "GET", &format!("/v2/apps/{S}"), None).await;
     assert_shape(
         &api_responses("apps-get-active-service")[0]["body"],
@@ -266,7 +243,7 @@ async fn failed_deployment_is_error_with_reason() {
 async fn backend_failure_is_error_with_the_backend_reason() {
     let backend = FakePlatform::new().with_ids(&[W]);
     let emulator = start(&backend).await;
-    create_worker(&backend, &emulator).await;
+    create_worker(&emulator).await;
     backend.set_state(
         W,
         FakeState::Failed("image not found: sandbox-python".into()),
@@ -282,7 +259,7 @@ async fn backend_failure_is_error_with_the_backend_reason() {
 async fn unknown_ids_are_404() {
     let backend = FakePlatform::new().with_ids(&[W]);
     let emulator = start(&backend).await;
-    create_worker(&backend, &emulator).await;
+    create_worker(&emulator).await;
     let expected = &api_responses("apps-get-not-found-404")[0]["body"];
     for (method, path) in [
         ("GET", format!("/v2/apps/{X}")),
@@ -307,20 +284,8 @@ async fn list_paginates_with_links_and_meta() {
     let emulator = start(&backend).await;
     let (_, _, empty) = send(&emulator, "GET", "/v2/apps?page=1&per_page=200", None).await;
     assert_eq!(empty, api_responses("apps-list-empty")[0]["body"]);
-    send(
-        &emulator,
-        "POST",
-        "/v2/apps",
-        Some(request_body("apps-create-worker-success", 0)),
-    )
-    .await;
-    send(
-        &emulator,
-        "POST",
-        "/v2/apps",
-        Some(request_body("apps-create-service-success", 0)),
-    )
-    .await;
+    create_worker(&emulator).await;
+    create_from_fixture(&emulator, "apps-create-service-success").await;
     let (_, _, two) = send(&emulator, "GET", "/v2/apps?page=1&per_page=200", None).await;
     // The recording has `"links":{"pages":{}}` here and `"links":{}` elsewhere; both mean "one
     // page". The emulator always sends `{}` for a single page.
@@ -345,7 +310,7 @@ async fn list_paginates_with_links_and_meta() {
 async fn delete_removes_the_app_from_emulator_and_backend() {
     let backend = FakePlatform::new().with_ids(&[W]);
     let emulator = start(&backend).await;
-    create_worker(&backend, &emulator).await;
+    create_worker(&emulator).await;
     let (status, _, body) = send(&emulator, "DELETE", &format!("/v2/apps/{W}"), None).await;
     assert_eq!(status, 200);
     assert_eq!(body, api_responses("apps-delete-force-success")[0]["body"]);
@@ -358,7 +323,7 @@ async fn delete_removes_the_app_from_emulator_and_backend() {
 async fn deployments_and_instances_match_fixtures() {
     let backend = FakePlatform::new().with_ids(&[W]);
     let emulator = start(&backend).await;
-    create_worker(&backend, &emulator).await;
+    create_worker(&emulator).await;
     let (_, _, list) = send(
         &emulator,
         "GET",
@@ -394,7 +359,7 @@ async fn deployments_and_instances_match_fixtures() {
 async fn update_records_a_new_deployment() {
     let backend = FakePlatform::new().with_ids(&[W]);
     let emulator = start(&backend).await;
-    create_worker(&backend, &emulator).await;
+    create_worker(&emulator).await;
     let put = requests("apps-create-upsert-409")[2]["body"]
         .as_str()
         .unwrap()
@@ -413,7 +378,7 @@ async fn update_records_a_new_deployment() {
 async fn exec_and_logs_urls_have_doctl_shapes() {
     let backend = FakePlatform::new().with_ids(&[W]);
     let emulator = start(&backend).await;
-    let created = create_worker(&backend, &emulator).await;
+    let created = create_worker(&emulator).await;
     let dep = created["app"]["pending_deployment"]["id"]
         .as_str()
         .unwrap()
@@ -482,7 +447,7 @@ async fn unimplemented_routes_say_so() {
 async fn requests_are_recorded_with_bodies() {
     let backend = FakePlatform::new().with_ids(&[W]);
     let emulator = start(&backend).await;
-    create_worker(&backend, &emulator).await;
+    create_worker(&emulator).await;
     let recorded = emulator.received_requests();
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0].method, "POST");

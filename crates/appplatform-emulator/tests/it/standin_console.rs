@@ -110,22 +110,10 @@ impl Session {
     }
 }
 
-async fn emulator_with_worker(backend: &FakePlatform) -> EmulatorHandle {
-    let emulator = start(backend).await;
-    send(
-        &emulator,
-        "POST",
-        "/v2/apps",
-        Some(request_body("apps-create-worker-success", 0)),
-    )
-    .await;
-    emulator
-}
-
 #[tokio::test]
 async fn session_24x80_close_1000_prints_what_doctl_prints() {
     let backend = FakePlatform::new().with_ids(&[W]);
-    let emulator = emulator_with_worker(&backend).await;
+    let emulator = start_with_worker(&backend).await;
     let mut session = Session::start(&emulator, 24, 80).await;
     session.wait_for(PROMPT, 1).await;
     session.type_bytes(b"echo hi\r").await;
@@ -146,7 +134,7 @@ async fn session_24x80_close_1000_prints_what_doctl_prints() {
 #[tokio::test]
 async fn special_bytes_travel_one_per_frame_and_non_ascii_becomes_replacement() {
     let backend = FakePlatform::new().with_ids(&[W]);
-    let emulator = emulator_with_worker(&backend).await;
+    let emulator = start_with_worker(&backend).await;
     let mut session = Session::start(&emulator, 24, 80).await;
     session.wait_for(PROMPT, 1).await;
     session
@@ -165,7 +153,7 @@ async fn special_bytes_travel_one_per_frame_and_non_ascii_becomes_replacement() 
 #[tokio::test]
 async fn resize_is_forwarded() {
     let backend = FakePlatform::new().with_ids(&[W]);
-    let emulator = emulator_with_worker(&backend).await;
+    let emulator = start_with_worker(&backend).await;
     let mut session = Session::start(&emulator, 50, 200).await;
     session.wait_for(PROMPT, 1).await;
     session.pty.resize(pty_process::Size::new(30, 100)).unwrap();
@@ -195,7 +183,7 @@ async fn resize_is_forwarded() {
 #[tokio::test]
 async fn dropped_connection_and_other_close_codes_exit_1() {
     let backend = FakePlatform::new().with_ids(&[W]);
-    let emulator = emulator_with_worker(&backend).await;
+    let emulator = start_with_worker(&backend).await;
     emulator
         .faults()
         .drop_console_after_bytes(PROMPT.len() as u64);
@@ -229,7 +217,7 @@ async fn dropped_connection_and_other_close_codes_exit_1() {
 #[tokio::test]
 async fn refused_upgrade_hangs_silently_like_doctl() {
     let backend = FakePlatform::new().with_ids(&[W]);
-    let emulator = emulator_with_worker(&backend).await;
+    let emulator = start_with_worker(&backend).await;
     emulator.faults().refuse_upgrades(1);
     let mut session =
         Session::start_with(&emulator, 24, 80, &[("DOCTL_STANDIN_HANG_SECS", "5")]).await;
