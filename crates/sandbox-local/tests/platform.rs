@@ -281,33 +281,30 @@ fn sandbox_uses_pasta(env: &Env, id: &str) -> bool {
     state.contains("\"network\": \"pasta\"")
 }
 
+/// Every line of a sandbox's log, as it is now.
+async fn log_lines(env: &Env, request: &LogsRequest) -> Vec<String> {
+    env.platform
+        .logs(request)
+        .await
+        .expect("logs")
+        .map(|l| l.expect("line"))
+        .collect()
+        .await
+}
+
 #[tokio::test]
 async fn run_logs_hold_what_the_entrypoint_prints() {
     require_sandboxes!();
     let env = Env::new();
     let sandbox = env.create(ImageKind::Python, ComponentType::Worker).await;
     let request = LogsRequest::new(sandbox.id(), "sandbox");
-    let lines: Vec<String> = env
-        .platform
-        .logs(&request)
-        .await
-        .expect("logs")
-        .map(|l| l.expect("line"))
-        .collect()
-        .await;
+    let lines = log_lines(&env, &request).await;
     assert!(
         lines.iter().any(|l| l.starts_with("Python: Python 3")),
         "{lines:?}"
     );
     assert!(lines.iter().any(|l| l.contains("is ready")), "{lines:?}");
-    let tail: Vec<String> = env
-        .platform
-        .logs(&request.clone().with_tail(1))
-        .await
-        .expect("logs")
-        .map(|l| l.expect("line"))
-        .collect()
-        .await;
+    let tail = log_lines(&env, &request.clone().with_tail(1)).await;
     assert_eq!(tail.len(), 1);
 
     // Following: the stream ends when the sandbox is deleted.
@@ -361,14 +358,7 @@ async fn run_command_replaces_the_entrypoint_and_logs_to_run_logs() {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let request = LogsRequest::new(sandbox.id(), "sandbox");
     loop {
-        let lines: Vec<String> = env
-            .platform
-            .logs(&request)
-            .await
-            .expect("logs")
-            .map(|l| l.expect("line"))
-            .collect()
-            .await;
+        let lines = log_lines(&env, &request).await;
         if lines.iter().any(|l| l == "started-by-run-command") {
             break;
         }
