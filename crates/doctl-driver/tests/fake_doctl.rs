@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use doctl_driver::{
-    ConsoleTarget, Doctl, DoctlConfig, Error, LogKind, LogsRequest, Platform, TermSize, Token,
+    Console, ConsoleTarget, Doctl, DoctlConfig, Error, LogKind, LogsRequest, Platform, TermSize,
+    Token,
 };
 use futures::StreamExt;
 
@@ -44,6 +45,13 @@ impl Fake {
 
     fn doctl(&self) -> Doctl {
         Doctl::new(self.config())
+    }
+
+    /// Opens a console on component `component` of app `a` through a fresh driver.
+    async fn open_console(&self, component: &str) -> Result<Box<dyn Console>, Error> {
+        self.doctl()
+            .open_console(&ConsoleTarget::new("a", component))
+            .await
     }
 
     fn read(&self, file: &str) -> String {
@@ -409,11 +417,7 @@ trap 'printf "resized=%s\r\n" "$(stty size)"' WINCH
 printf 'ready\r\n'
 while true; do sleep 0.05; done"#,
     );
-    let console = fake
-        .doctl()
-        .open_console(&ConsoleTarget::new("a", "sandbox"))
-        .await
-        .unwrap();
+    let console = fake.open_console("sandbox").await.unwrap();
     recv_until(console.as_ref(), "ready").await;
     console
         .resize(TermSize {
@@ -445,11 +449,7 @@ async fn console_that_never_answers_times_out_and_is_killed() {
 #[tokio::test]
 async fn console_clean_exit_ends_with_none() {
     let fake = Fake::new(r#"printf 'sandbox$ '; sleep 0.2; printf 'exit\r\n'; exit 0"#);
-    let console = fake
-        .doctl()
-        .open_console(&ConsoleTarget::new("a", "sandbox"))
-        .await
-        .unwrap();
+    let console = fake.open_console("sandbox").await.unwrap();
     recv_until(console.as_ref(), "exit").await;
     recv_end(console.as_ref()).await.unwrap();
     // And it stays ended.
@@ -463,11 +463,7 @@ async fn console_dropped_connection_is_console_lost() {
 printf '\033[31mError\033[0m: error reading from websocket: websocket: close 1006 (abnormal closure): unexpected EOF\n' >&2
 exit 1"#,
     );
-    let console = fake
-        .doctl()
-        .open_console(&ConsoleTarget::new("a", "sandbox"))
-        .await
-        .unwrap();
+    let console = fake.open_console("sandbox").await.unwrap();
     let err = recv_end(console.as_ref()).await.unwrap_err();
     match &err {
         Error::ConsoleLost { reason } => assert!(reason.contains("close 1006"), "{reason}"),
@@ -490,12 +486,7 @@ async fn console_on_unknown_component_is_not_found_at_open() {
         r#"echo 'Error: GET http://h/v2/apps/a/components/nope/exec: 404 (request "r") The resource you were accessing could not be found.' >&2
 exit 1"#,
     );
-    let err = fake
-        .doctl()
-        .open_console(&ConsoleTarget::new("a", "nope"))
-        .await
-        .err()
-        .unwrap();
+    let err = fake.open_console("nope").await.err().unwrap();
     assert!(err.is_not_found(), "{err:?}");
     assert_eq!(err.to_string(), "component `nope` of app `a` not found");
 }
@@ -507,11 +498,7 @@ async fn remote_output_that_looks_like_an_error_is_kept() {
 printf 'Error: the remote motd says hi\r\nsandbox$ '
 exec cat"#,
     );
-    let console = fake
-        .doctl()
-        .open_console(&ConsoleTarget::new("a", "s"))
-        .await
-        .unwrap();
+    let console = fake.open_console("s").await.unwrap();
     let text = recv_until(console.as_ref(), "sandbox$ ").await;
     assert!(text.starts_with("Error: the remote motd says hi"), "{text}");
     console.send(b"still here").await.unwrap();
@@ -521,23 +508,14 @@ exec cat"#,
 #[tokio::test]
 async fn console_exit_without_output_is_an_error() {
     let fake = Fake::new("exit 0");
-    let err = fake
-        .doctl()
-        .open_console(&ConsoleTarget::new("a", "s"))
-        .await
-        .err()
-        .unwrap();
+    let err = fake.open_console("s").await.err().unwrap();
     assert!(matches!(err, Error::ConsoleLost { .. }), "{err:?}");
 }
 
 #[tokio::test]
 async fn dropping_a_console_kills_doctl() {
     let fake = Fake::new(r#"echo $$ > "$D/pid"; printf 'sandbox$ '; exec sleep 60"#);
-    let console = fake
-        .doctl()
-        .open_console(&ConsoleTarget::new("a", "sandbox"))
-        .await
-        .unwrap();
+    let console = fake.open_console("sandbox").await.unwrap();
     recv_until(console.as_ref(), "sandbox$").await;
     let pid = fake.wait_for("pid").await;
     assert!(!process_gone(&pid));
@@ -552,11 +530,7 @@ async fn recv_is_cancel_safe() {
 printf 'ready\r\n'
 exec cat"#,
     );
-    let console = fake
-        .doctl()
-        .open_console(&ConsoleTarget::new("a", "sandbox"))
-        .await
-        .unwrap();
+    let console = fake.open_console("sandbox").await.unwrap();
     recv_until(console.as_ref(), "ready").await;
     // A recv cancelled while waiting loses nothing.
     assert!(
