@@ -248,7 +248,14 @@ impl Channel {
             finished: false,
         };
         let request = protocol::encode_request(id, mode, remote_timeout_secs, script, stdin);
-        if let Err(e) = self.send(&request).await {
+        // The request is sent by its own task, so a caller that gives up mid-send cannot leave
+        // half a request (a bulk reader would take the next requests' lines as its data); the
+        // kill sent on drop queues behind it on the write lock.
+        let channel = Arc::clone(self);
+        let sent = tokio::spawn(async move { channel.send(&request).await })
+            .await
+            .unwrap_or_else(|e| Err(Error::lost(format!("sending a request failed: {e}"))));
+        if let Err(e) = sent {
             running.finished = true;
             return Err(e);
         }
