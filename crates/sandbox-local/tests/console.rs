@@ -157,6 +157,54 @@ async fn background_process_outlives_its_console_and_dies_on_delete() {
     );
 }
 
+/// Closing a console leaves no zombie behind: `nsenter` reaps its shell before it ends. (A
+/// shell's zombie left to the host's init would hold the sandbox's PID namespace, and so a
+/// delete, until that init reaps it.)
+#[tokio::test]
+async fn closing_a_console_reaps_its_shell() {
+    require_sandboxes!();
+    let env = Env::new();
+    let sandbox = env.create(ImageKind::Python, ComponentType::Worker).await;
+    let hostname = sandbox_hostname(&env, &sandbox);
+    // Killing the shell and its carrier together loses the race only now and then: try a few.
+    for _ in 0..8 {
+        close_and_check_reaped(&sandbox, &hostname).await;
+    }
+}
+
+async fn close_and_check_reaped(sandbox: &common::Sandbox, hostname: &str) {
+    let mut term = sandbox.console().await;
+    let inner: u32 = term.run("echo $$").await.trim().parse().expect("a pid");
+    let (host_pid, start) = std::fs::read_dir("/proc")
+        .expect("proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .find_map(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let nspid = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            let environ = String::from_utf8_lossy(&environ);
+            (nspid.split_whitespace().last() == Some(&inner.to_string())
+                && nspid.split_whitespace().count() > 1
+                && environ.contains(&format!("HOSTNAME={hostname}")))
+            .then(|| (pid, start_time(pid)))
+        })
+        .expect("the shell is visible from the host");
+    term.console.close().await.expect("close");
+    assert!(
+        start_time(host_pid).is_none() || start_time(host_pid) != start,
+        "the shell ({host_pid}) is still there after close: {:?}",
+        std::fs::read_to_string(format!("/proc/{host_pid}/stat"))
+    );
+}
+
+/// The start time of a process (field 22 of its stat), `None` when there is none.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
 fn sandbox_hostname(env: &Env, sandbox: &common::Sandbox) -> String {
     let state = std::fs::read_to_string(env.platform.sandbox_dir(sandbox.id()).join("state.json"))
         .expect("state");
