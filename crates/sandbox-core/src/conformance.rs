@@ -201,7 +201,7 @@ macro_rules! conformance_tests {
             umask_is_the_shells, hostile_text_shapes, large_random_output, large_streamed_output, megabyte_line, stderr_separate_and_codes,
             signal_status, concurrent_commands, timeout_keeps_console, stdin_round_trip,
             env_cwd_stateless, session_persists, argv_without_quoting, streaming_events,
-            console_reused, console_drop_fails_command_once, console_drop_during_bootstrap, cancel_kills_command, hostile_terminal, processes,
+            console_reused, console_drop_fails_command_once, console_drop_during_bootstrap, cancel_kills_command, hostile_terminal, processes, processes_leave_out_the_agent,
             process_exit_status, lifecycle, scoped_sandbox, blocking_facade);
     };
     ($make:path; $($case:ident),+ $(,)?) => {
@@ -824,6 +824,59 @@ pub mod cases {
         assert!(ok(again.kill_all().await).is_empty());
         let err = sandbox.kill(999_999, Signal::Term).await.unwrap_err();
         assert!(err.is_not_found(), "{err}");
+    }
+
+    /// `processes` lists what runs in the sandbox, not the exec protocol's own processes.
+    pub async fn processes_leave_out_the_agent(ctx: Ctx) {
+        let sandbox = &ctx.sandbox;
+        // Unique arguments: a pseudo-terminal target shares its PID space with other cases.
+        let tag = uuid::Uuid::new_v4().as_u128() % 1_000_000;
+        let launched = format!("sleep 300.{tag}");
+        let running = format!("sleep 299.{tag}");
+        let handle = ok(sandbox.launch(LaunchRequest::new(launched.clone())).await);
+        // A command running at the same time (streamed, so the agent has helpers running).
+        let busy = ok(sandbox
+            .exec_stream(ExecRequest::shell(format!("{running}; echo done")))
+            .await);
+        let mut listed = Vec::new();
+        for _ in 0..200 {
+            listed = ok(sandbox.processes(None).await);
+            if listed.iter().any(|p| p.command == running) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let commands: Vec<&str> = listed.iter().map(|p| p.command.as_str()).collect();
+        assert!(
+            commands.contains(&launched.as_str()),
+            "the launched sleep is missing: {commands:?}"
+        );
+        assert!(
+            listed.iter().any(|p| p.pid == handle.pid()),
+            "the launched pid is missing: {commands:?}"
+        );
+        assert!(
+            commands.contains(&running.as_str()),
+            "the exec'd command's process is missing: {commands:?}"
+        );
+        for command in &commands {
+            assert!(
+                !command.contains("sandbox-agent")
+                    && !command.contains("self $$")
+                    && !command.starts_with("ps -eo")
+                    && !command.starts_with("timeout -s KILL"),
+                "the protocol's process {command:?} is listed: {commands:?}"
+            );
+        }
+        let sleeps = ok(sandbox.processes(Some(&launched)).await);
+        assert!(sleeps.iter().any(|p| p.command == launched), "{sleeps:?}");
+        assert!(
+            sleeps.iter().all(|p| p.command.contains(&launched)),
+            "{sleeps:?}"
+        );
+        drop(busy);
+        ok(handle.kill(Signal::Kill).await);
+        ok(sandbox.kill_all().await);
     }
 
     /// A launched process's exit code is recorded.

@@ -148,6 +148,30 @@ mod pty_tests {
         }
     }
 
+    mod without_ps {
+        //! `processes` reads `/proc` where `ps` is missing or fails (here a `ps` that fails
+        //! comes first in `PATH`).
+        use std::sync::Arc;
+
+        async fn pty_without_ps() -> crate::conformance::Target {
+            let dir = tempfile::tempdir().expect("temp dir");
+            std::os::unix::fs::symlink("/bin/false", dir.path().join("ps")).expect("symlink");
+            let path = format!(
+                "{}:{}",
+                dir.path().display(),
+                std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".to_owned())
+            );
+            let platform = crate::testing::PtyPlatform::new()
+                .expect("pty platform")
+                .with_env("PATH", path);
+            let mut target = crate::conformance::Target::new(Arc::new(platform));
+            target.guard = Box::new(dir);
+            target
+        }
+
+        crate::conformance_tests!(pty_without_ps; processes, processes_leave_out_the_agent);
+    }
+
     mod without_setsid {
         //! The agent's fallbacks: `timeout` makes the process groups when `setsid` is missing,
         //! and bulk input is read line by line by the shell when `head` may not be used.
@@ -164,6 +188,7 @@ mod pty_tests {
         crate::conformance_tests!(pty_without_setsid; exec_basics, signal_status,
             stderr_separate_and_codes, concurrent_commands, timeout_keeps_console,
             console_drop_fails_command_once, streaming_events, stdin_round_trip, processes,
+            processes_leave_out_the_agent,
             umask_is_the_shells);
     }
 }

@@ -270,20 +270,24 @@ impl Sandbox {
     /// Lists the sandbox's processes, those whose command contains `pattern` when given.
     ///
     /// Uses `ps` when the image has it, else reads `/proc` (then without %CPU and %MEM).
+    /// The exec protocol's own processes are left out: every console agent (and its
+    /// subshells), the helpers it runs for commands (`dd`, `base64`, `head`, `rm`, and the
+    /// `timeout` wrapper where `setsid` is missing), and this listing with its parent chain
+    /// up to the agent. Commands run by `exec`, what they start, launched processes (with
+    /// their wrapper, whose pid [`Sandbox::launch`] reported) and everything else in the
+    /// sandbox are listed.
     ///
     /// # Errors
     ///
     /// Exec errors.
     pub async fn processes(&self, pattern: Option<&str>) -> Result<Vec<ProcessInfo>> {
-        let script = "if command -v ps >/dev/null 2>&1; then ps -eo pid=,pcpu=,pmem=,stat=,args=; else \
-             for d in /proc/[0-9]*; do [ -r \"$d/stat\" ] || continue; read -r p _ s _ <\"$d/stat\" 2>/dev/null || continue; \
-             c=$(tr '\\000' ' ' <\"$d/cmdline\" 2>/dev/null); echo \"$p - - $s $c\"; done; fi";
-        let output = self.exec(script).await?.exit_ok()?;
+        let output = self.exec(LIST_SCRIPT).await?.exit_ok()?;
         let text = output.stdout_text();
-        Ok(text
-            .lines()
-            .filter_map(parse_ps_line)
-            .filter(|p| !p.command.starts_with("ps -eo pid=,pcpu="))
+        let listing = parse_listing(&text)
+            .ok_or_else(|| Error::protocol(format!("process listing is malformed: {text:?}")))?;
+        Ok(listing
+            .user_processes()
+            .into_iter()
             .filter(|p| pattern.is_none_or(|pat| p.command.contains(pat)))
             .collect())
     }
@@ -362,6 +366,137 @@ impl Sandbox {
     }
 }
 
+/// Prints `self <pid of this script>`, `root <pid>` for each command the console agents
+/// started (their `<id>.p` records), then `<pid> <ppid> <%cpu> <%mem> <state> <command>` for
+/// every process, from `ps` or else from `/proc` (command lines with NULs and newlines turned
+/// into spaces; `[comm]` when a process has no command line, as for a zombie).
+const LIST_SCRIPT: &str = "echo \"self $$\"\n\
+for f in \"${TMPDIR:-/tmp}\"/.sandbox-exec.*/*.p \"${HOME:-/}\"/.sandbox-exec.*/*.p; do \
+[ -f \"$f\" ] && read -r p <\"$f\" 2>/dev/null && echo \"root $p\"; done\n\
+_proc() { for d in /proc/[0-9]*; do read -r l <\"$d/stat\" 2>/dev/null || continue; \
+p=${l%% *}; r=${l##*) }; set -- $r; \
+c=$(tr '\\000\\n' '  ' <\"$d/cmdline\" 2>/dev/null); \
+[ -n \"$c\" ] || { read -r c <\"$d/comm\" 2>/dev/null; c=\"[$c]\"; }; \
+echo \"$p $2 - - $1 $c\"; done; }\n\
+ps -eo pid=,ppid=,pcpu=,pmem=,stat=,args= 2>/dev/null || _proc\n";
+
+/// How a listing's shell appears in a listing.
+const LIST_COMMAND: &str = "sh -c echo \"self $$\"";
+
+/// What [`LIST_SCRIPT`] printed.
+#[derive(Debug, Default)]
+struct Listing {
+    this: u32,
+    roots: Vec<u32>,
+    entries: Vec<(u32, ProcessInfo)>,
+}
+
+fn parse_listing(text: &str) -> Option<Listing> {
+    let mut listing = Listing::default();
+    let mut seen_self = false;
+    for line in text.lines() {
+        if let Some(pid) = line.strip_prefix("self ") {
+            listing.this = pid.trim().parse().ok()?;
+            seen_self = true;
+        } else if let Some(pid) = line.strip_prefix("root ") {
+            listing.roots.extend(pid.trim().parse::<u32>().ok());
+        } else if let Some(entry) = parse_listing_line(line) {
+            listing.entries.push(entry);
+        }
+    }
+    seen_self.then_some(listing)
+}
+
+/// `<pid> <ppid> <rest as ps prints it>`: the parent pid and the process.
+fn parse_listing_line(line: &str) -> Option<(u32, ProcessInfo)> {
+    let line = line.trim_start();
+    let (pid, rest) = line.split_once(char::is_whitespace)?;
+    let rest = rest.trim_start();
+    let (ppid, rest) = rest.split_once(char::is_whitespace)?;
+    let ppid = ppid.parse().ok()?;
+    let info = parse_ps_line(&format!("{pid} {rest}"))?;
+    Some((ppid, info))
+}
+
+/// Whether a command line is a console agent's (or a subshell of one, which shares it):
+/// `sh -c <agent script> sandbox-agent <16 hex digits>`.
+fn is_agent_command(command: &str) -> bool {
+    let Some((head, nonce)) = command.trim_end().rsplit_once(' ') else {
+        return false;
+    };
+    head.ends_with(" sandbox-agent")
+        && head.contains(" -c N=$1")
+        && nonce.len() == 16
+        && nonce.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl Listing {
+    /// The processes that are not the exec protocol's.
+    fn user_processes(self) -> Vec<ProcessInfo> {
+        use std::collections::{HashMap, HashSet};
+        let parent: HashMap<u32, u32> = self
+            .entries
+            .iter()
+            .map(|(ppid, p)| (p.pid, *ppid))
+            .collect();
+        let agents: HashSet<u32> = self
+            .entries
+            .iter()
+            .filter(|(_, p)| is_agent_command(&p.command))
+            .map(|(_, p)| p.pid)
+            .collect();
+        let roots: HashSet<u32> = self.roots.iter().copied().collect();
+        // Listings: this one, and others running at the same time (other consoles).
+        let listings: HashSet<u32> = self
+            .entries
+            .iter()
+            .filter(|(_, p)| p.command.starts_with(LIST_COMMAND))
+            .map(|(_, p)| p.pid)
+            .chain([self.this])
+            .collect();
+        // This listing's own chain up to its agent (the `timeout` wrapper without setsid).
+        let mut hidden: HashSet<u32> = HashSet::new();
+        let mut pid = self.this;
+        for _ in 0..64 {
+            if pid <= 1 || agents.contains(&pid) || !hidden.insert(pid) {
+                break;
+            }
+            match parent.get(&pid) {
+                Some(&ppid) => pid = ppid,
+                None => break,
+            }
+        }
+        // Whether a process is a listing or descends from one (`ps` and friends).
+        let from_listing = |mut pid: u32| {
+            for _ in 0..64 {
+                if listings.contains(&pid) {
+                    return true;
+                }
+                match parent.get(&pid) {
+                    Some(&ppid) if ppid > 1 && ppid != pid => pid = ppid,
+                    _ => return false,
+                }
+            }
+            false
+        };
+        self.entries
+            .into_iter()
+            .filter(|(ppid, p)| {
+                if agents.contains(&p.pid) || hidden.contains(&p.pid) || from_listing(p.pid) {
+                    return false;
+                }
+                if agents.contains(ppid) {
+                    // A child of an agent: a command it started (kept, unless it is the
+                    // `timeout` wrapper used without setsid) or one of its helpers.
+                    return roots.contains(&p.pid) && !p.command.starts_with("timeout -s KILL ");
+                }
+                true
+            })
+            .map(|(_, p)| p)
+            .collect()
+    }
+}
+
 fn parse_ps_line(line: &str) -> Option<ProcessInfo> {
     let mut rest = line.trim_start();
     let mut fields = Vec::with_capacity(4);
@@ -398,5 +533,56 @@ mod tests {
             (None, "S", "sleep 5")
         );
         assert!(parse_ps_line("garbage").is_none());
+    }
+
+    #[test]
+    fn listing_leaves_out_the_protocol() {
+        let agent = "sh -c N=$1?T=${TMPDIR:-/tmp}?_z sandbox-agent 0123456789abcdef";
+        let text = format!(
+            "self 40\nroot 30\nroot 50\nroot 70\n\
+             1 0 0.0 0.1 Ss /usr/sbin/server --port 80\n\
+             10 1 0.0 0.0 Ss {agent}\n\
+             11 10 0.0 0.0 S {agent}\n\
+             12 11 0.0 0.0 S dd bs=65536 count=1\n\
+             13 11 0.0 0.0 S base64 -w0\n\
+             14 10 0.0 0.0 Z [sh] <defunct>\n\
+             30 11 0.0 0.0 Ss sh -c make build\n\
+             31 30 0.0 0.0 S make build\n\
+             20 10 0.0 0.0 S {agent}\n\
+             40 20 0.0 0.0 Ss sh -c echo \"self $$\"\n\
+             70 11 0.0 0.0 Ss sh -c echo \"self $$\"?for\n\
+             71 70 0.0 0.0 R ps -eo pid=\n\
+             41 40 0.0 0.0 R ps -eo pid=,ppid=,pcpu=,pmem=,stat=,args=\n\
+             60 1 0.0 0.0 S timeout 0 sh -c wrapper sandbox-proc /r sleep 300 t\n\
+             61 60 0.0 0.0 S sleep 300\n"
+        );
+        let pids: Vec<u32> = parse_listing(&text)
+            .unwrap()
+            .user_processes()
+            .iter()
+            .map(|p| p.pid)
+            .collect();
+        assert_eq!(pids, [1, 30, 31, 60, 61]);
+
+        // Without setsid the command runs under `timeout`, which is the protocol's.
+        let text = format!(
+            "self 41\nroot 40\nroot 50\n\
+             10 0 0.0 0.0 Ss {agent}\n\
+             20 10 0.0 0.0 S {agent}\n\
+             50 20 0.0 0.0 S timeout -s KILL 0 sh -c sleep 9\n\
+             51 50 0.0 0.0 S sleep 9\n\
+             40 20 0.0 0.0 S timeout -s KILL 0 sh -c echo self $$\n\
+             41 40 0.0 0.0 S sh -c echo \"self $$\"\n\
+             42 41 - - R ps\n"
+        );
+        let pids: Vec<u32> = parse_listing(&text)
+            .unwrap()
+            .user_processes()
+            .iter()
+            .map(|p| p.pid)
+            .collect();
+        assert_eq!(pids, [51]);
+        assert!(parse_listing("1 0 - - S init\n").is_none());
+        assert!(!is_agent_command("sh -c echo sandbox-agent"));
     }
 }
