@@ -7,11 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use appplatform_emulator::{Emulator, EmulatorHandle, standin_path};
+use appplatform_emulator::{Emulator, EmulatorHandle};
 use appspec::{AppSpec, ComponentType, ImageKind, SandboxTemplate};
-use doctl_driver::{
-    App, Console, ConsoleTarget, DoApi, DoApiConfig, Doctl, DoctlConfig, Platform, Token,
-};
+use doctl_driver::{App, Console, ConsoleTarget, DoApi, Doctl, Platform, Token};
 use sandbox_local::{LocalConfig, LocalPlatform};
 
 /// Every wait in these tests ends by this deadline.
@@ -139,18 +137,18 @@ impl Drop for Bench {
 pub fn driver_for(kind: Driver, emulator: &EmulatorHandle, token: &str) -> Arc<dyn Platform> {
     match kind {
         Driver::Doctl => Arc::new(Doctl::new(
-            DoctlConfig::new()
-                .with_binary(standin_path().expect("doctl stand-in"))
+            emulator
+                .doctl_config()
+                .expect("doctl stand-in")
                 .with_token(Token::new(token))
-                .with_api_url(emulator.url())
                 .with_http_retry_max(RETRIES)
                 .with_command_timeout(DEADLINE),
         )),
         Driver::Api => Arc::new(
             DoApi::new(
-                DoApiConfig::new()
+                emulator
+                    .doapi_config()
                     .with_token(Token::new(token))
-                    .with_base_url(emulator.url())
                     .with_max_retries(RETRIES)
                     .with_retry_wait(Duration::from_millis(100), Duration::from_secs(5))
                     .with_request_timeout(DEADLINE)

@@ -14,7 +14,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
-use doctl_driver::{ConsoleTarget, LogsRequest, Platform};
+use doctl_driver::{ConsoleTarget, DoApiConfig, DoctlConfig, LogsRequest, Platform, Token};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -238,6 +238,29 @@ impl EmulatorHandle {
     #[must_use]
     pub fn token(&self) -> &str {
         &self.state.token
+    }
+
+    /// A `Doctl` configuration that drives this emulator: the doctl stand-in
+    /// ([`standin_path`](crate::standin_path)), this emulator's URL and token. Timeouts and
+    /// retries are the caller's to add.
+    ///
+    /// # Errors
+    ///
+    /// When the stand-in binary can be neither found nor built.
+    pub fn doctl_config(&self) -> std::io::Result<DoctlConfig> {
+        Ok(DoctlConfig::new()
+            .with_binary(crate::standin_path()?)
+            .with_token(Token::new(self.token()))
+            .with_api_url(self.url()))
+    }
+
+    /// A `DoApi` configuration that talks to this emulator: its URL and token. Timeouts,
+    /// retries and page size are the caller's to add.
+    #[must_use]
+    pub fn doapi_config(&self) -> DoApiConfig {
+        DoApiConfig::new()
+            .with_token(Token::new(self.token()))
+            .with_base_url(self.url())
     }
 
     /// The faults to inject; changes apply to the next requests.

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use appspec::TemplateDefaults;
-use doctl_driver::{DoApi, DoApiConfig, Doctl, DoctlConfig, Platform, Token};
+use doctl_driver::{DoApi, Doctl, Platform};
 use sandbox_core::Sandbox;
 
 const WARM_RUNS: usize = 300;
@@ -104,19 +104,6 @@ async fn run(target: &str, sandbox: &Sandbox) -> Result<Figures, sandbox_core::E
     })
 }
 
-/// The doctl stand-in next to this example's profile folder (`target/release/doctl-standin`),
-/// else wherever the emulator crate finds or builds it.
-fn standin() -> std::io::Result<std::path::PathBuf> {
-    let exe = std::env::current_exe()?;
-    if let Some(profile_dir) = exe.parent().and_then(|examples| examples.parent()) {
-        let candidate = profile_dir.join("doctl-standin");
-        if candidate.is_file() {
-            return Ok(candidate);
-        }
-    }
-    appplatform_emulator::standin_path()
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_path = std::env::args().nth(1);
@@ -128,18 +115,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .pace(Duration::ZERO)
         .start()
         .await?;
-    let token = Token::new(emulator.token());
-    let doctl: Arc<dyn Platform> = Arc::new(Doctl::new(
-        DoctlConfig::new()
-            .with_binary(standin()?)
-            .with_token(token.clone())
-            .with_api_url(emulator.url()),
-    ));
-    let api: Arc<dyn Platform> = Arc::new(DoApi::new(
-        DoApiConfig::new()
-            .with_token(token)
-            .with_base_url(emulator.url()),
-    )?);
+    let doctl: Arc<dyn Platform> = Arc::new(Doctl::new(emulator.doctl_config()?));
+    let api: Arc<dyn Platform> = Arc::new(DoApi::new(emulator.doapi_config())?);
     #[allow(unused_mut)]
     let mut targets: Vec<(&str, Arc<dyn Platform>)> = vec![
         ("local", Arc::new(local)),

@@ -222,7 +222,7 @@ mod emulator_tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use doctl_driver::{DoApi, DoApiConfig, Doctl, DoctlConfig, Platform, Token};
+    use doctl_driver::{DoApi, Doctl, Platform};
 
     #[derive(Clone, Copy)]
     enum Driver {
@@ -244,20 +244,17 @@ mod emulator_tests {
             .start()
             .await
             .expect("emulator");
-        let token = Token::new(emulator.token());
         let platform: Arc<dyn Platform> = match driver {
             Driver::Doctl => Arc::new(Doctl::new(
-                DoctlConfig::new()
-                    .with_binary(appplatform_emulator::standin_path().expect("doctl stand-in"))
-                    .with_token(token)
-                    .with_api_url(emulator.url())
+                emulator
+                    .doctl_config()
+                    .expect("doctl stand-in")
                     .with_command_timeout(Duration::from_secs(60)),
             )),
             Driver::Api => Arc::new(
                 DoApi::new(
-                    DoApiConfig::new()
-                        .with_token(token)
-                        .with_base_url(emulator.url())
+                    emulator
+                        .doapi_config()
                         .with_request_timeout(Duration::from_secs(60)),
                 )
                 .expect("DoApi"),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use appspec::{ComponentType, ImageKind, TemplateDefaults};
-use doctl_driver::{DoApi, DoApiConfig, Doctl, DoctlConfig, Platform, Token};
+use doctl_driver::{DoApi, Doctl, Platform};
 use sandbox_core::Sandbox;
 use sandbox_fs::SandboxFsExt;
 
@@ -63,39 +63,6 @@ fn data(len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// The doctl stand-in of the same profile as this example (`target/<profile>/doctl-standin`),
-/// built when missing; `standin_path` looks in `target/<profile>/examples` for examples.
-fn standin() -> Result<std::path::PathBuf, BoxError> {
-    let exe = std::env::current_exe()?;
-    let Some(profile) = exe
-        .parent()
-        .filter(|d| d.file_name().is_some_and(|n| n == "examples"))
-        .and_then(|d| d.parent())
-    else {
-        return Ok(appplatform_emulator::standin_path()?);
-    };
-    let path = profile.join("doctl-standin");
-    if !path.exists() {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = std::process::Command::new(cargo);
-        build.args([
-            "build",
-            "-p",
-            "appplatform-emulator",
-            "--bin",
-            "doctl-standin",
-        ]);
-        if profile.file_name().is_some_and(|n| n == "release") {
-            build.arg("--release");
-        }
-        let status = build.status()?;
-        if !status.success() {
-            return Err(format!("building doctl-standin failed with {status}").into());
-        }
-    }
-    Ok(path)
-}
-
 /// Text that compresses the way source code and logs do (about 4 to 1 with gzip -1).
 fn text(len: usize) -> Vec<u8> {
     let words = [
@@ -132,20 +99,16 @@ async fn sandbox(
                 .pace(Duration::ZERO)
                 .start()
                 .await?;
-            let token = Token::new(emulator.token());
             let platform: Arc<dyn Platform> = if let Via::Doctl = via {
                 Arc::new(Doctl::new(
-                    DoctlConfig::new()
-                        .with_binary(standin()?)
-                        .with_token(token)
-                        .with_api_url(emulator.url())
+                    emulator
+                        .doctl_config()?
                         .with_command_timeout(Duration::from_secs(120)),
                 ))
             } else {
                 Arc::new(DoApi::new(
-                    DoApiConfig::new()
-                        .with_token(token)
-                        .with_base_url(emulator.url())
+                    emulator
+                        .doapi_config()
                         .with_request_timeout(Duration::from_secs(120)),
                 )?)
             };

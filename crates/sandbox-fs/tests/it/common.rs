@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use appspec::{ComponentType, ImageKind, TemplateDefaults};
-use doctl_driver::{DoApi, DoApiConfig, Doctl, DoctlConfig, Platform, Token};
+use doctl_driver::{DoApi, Doctl, Platform};
 use sandbox_core::Sandbox;
 
 /// A sandbox and what must outlive it; deletes the sandbox on drop.
@@ -61,20 +61,17 @@ pub async fn sandbox(via: Via) -> Option<Target> {
                 .start()
                 .await
                 .expect("emulator");
-            let token = Token::new(emulator.token());
             let platform: Arc<dyn Platform> = match via {
                 Via::Doctl => Arc::new(Doctl::new(
-                    DoctlConfig::new()
-                        .with_binary(appplatform_emulator::standin_path().expect("doctl stand-in"))
-                        .with_token(token)
-                        .with_api_url(emulator.url())
+                    emulator
+                        .doctl_config()
+                        .expect("doctl stand-in")
                         .with_command_timeout(Duration::from_secs(60)),
                 )),
                 _ => Arc::new(
                     DoApi::new(
-                        DoApiConfig::new()
-                            .with_token(token)
-                            .with_base_url(emulator.url())
+                        emulator
+                            .doapi_config()
                             .with_request_timeout(Duration::from_secs(60)),
                     )
                     .expect("DoApi"),
