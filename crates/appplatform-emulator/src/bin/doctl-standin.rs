@@ -1375,12 +1375,18 @@ async fn console(ctx: &Ctx, rest: &[String]) -> CmdResult {
     let stdin = std::io::stdin();
     let raw = terminal::RawMode::enter(&stdin)
         .map_err(|e| Failure::Error(format!("error setting terminal to raw mode: {e}")))?;
-    let result = console_session(&exec_url).await;
+    // SIGWINCH is ignored by default: until a handler is installed, a resize is lost. Listen
+    // before the dial and before the first size is read, so that a resize at any moment after
+    // this point reaches the server (a change during the dial is sent right after the first
+    // size, a repeat of the same size at worst).
+    let winch = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+        .map_err(|e| Failure::Error(format!("error watching terminal resizes: {e}")))?;
+    let result = console_session(&exec_url, winch).await;
     drop(raw);
     result
 }
 
-async fn console_session(exec_url: &str) -> CmdResult {
+async fn console_session(exec_url: &str, mut winch: tokio::signal::unix::Signal) -> CmdResult {
     let url = match url::Url::parse(exec_url) {
         Ok(u) if u.scheme() == "ws" || u.scheme() == "wss" => u,
         _ => return err("malformed ws or wss URL"),
@@ -1414,11 +1420,6 @@ async fn console_session(exec_url: &str) -> CmdResult {
         .await;
     let resize_tx = input_tx.clone();
     tokio::spawn(async move {
-        let Ok(mut winch) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
-        else {
-            return;
-        };
         while winch.recv().await.is_some() {
             let (cols, rows) = terminal::size();
             if resize_tx
