@@ -90,6 +90,9 @@ async fn main() -> anyhow::Result<()> {
         fault.delay_per_frame = cli.slow_console.map(Duration::from_millis);
         faults.console(fault, None);
     }
+    // Listen before the banner, so a caller that signals after reading it is heard.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot listen for Ctrl-C")?;
     println!("App Platform emulator listening on {}", emulator.url());
     println!("token: {}", emulator.token());
     println!(
@@ -97,9 +100,7 @@ async fn main() -> anyhow::Result<()> {
         emulator.url(),
         emulator.token()
     );
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    interrupt.recv().await;
     println!("stopping");
     emulator.shutdown();
     Ok(())

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use appplatform_emulator::Emulator;
 use sandbox_local::{LocalConfig, LocalPlatform};
+use tokio::signal::unix::{Signal, SignalKind};
 
 use crate::args::EmulatorArgs;
 use crate::error::{CliError, Exit};
@@ -47,25 +48,33 @@ pub(crate) async fn emulator(
         printer.data(format!("url: {}", emulator.url()));
         printer.data(format!("token: {}", emulator.token()));
     }
+    // Listen before the banner: a caller that reads it and then signals must find the handler
+    // in place, or the default action would kill the process without its clean-up.
+    let stop = stop_signals()?;
     printer.info(format!(
         "App Platform emulator listening on {} (Ctrl-C stops it). Try:\n  \
          DIGITALOCEAN_TOKEN=<token> sandbox --provider digitalocean --api-url {} run --image python -- python3 -V",
         emulator.url(),
         emulator.url()
     ));
-    wait_for_stop().await?;
+    wait_for_stop(stop).await;
     printer.info("stopping the emulator");
     emulator.shutdown();
     Ok(Exit::Ok)
 }
 
-/// Waits for Ctrl-C or SIGTERM.
-async fn wait_for_stop() -> Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+/// Ctrl-C (SIGINT) and SIGTERM, listened for from now on.
+fn stop_signals() -> Result<(Signal, Signal)> {
+    let int = super::interrupt_signal()?;
+    let term = tokio::signal::unix::signal(SignalKind::terminate())
         .context("cannot listen for SIGTERM")?;
+    Ok((int, term))
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn wait_for_stop((mut int, mut term): (Signal, Signal)) {
     tokio::select! {
-        result = tokio::signal::ctrl_c() => result.context("cannot listen for Ctrl-C")?,
+        _ = int.recv() => {}
         _ = term.recv() => {}
     }
-    Ok(())
 }
