@@ -64,6 +64,33 @@ pub enum Error {
         /// Whether a directory was expected (a file otherwise).
         expected_dir: bool,
     },
+    /// A folder download's local folder already holds something, and the caller did not ask
+    /// to merge into it or replace it ([`ExistingDir`](crate::ExistingDir)).
+    #[error("local folder `{}` already exists and is not empty; a folder download does not write into it unless asked to merge or replace", path.display())]
+    LocalExists {
+        /// The local folder.
+        path: PathBuf,
+    },
+    /// A local path stands in the way of a folder download (a symlink where a folder goes, a
+    /// folder where a file goes); nothing was changed.
+    #[error("local path `{}` {reason}", path.display())]
+    LocalConflict {
+        /// The local path.
+        path: PathBuf,
+        /// What is in the way, and the rule.
+        reason: String,
+    },
+    /// The sandbox's tar stream of a folder broke a rule of safe extraction; nothing was
+    /// written to the local folder and no temporary files are left.
+    #[error("refused the sandbox's archive of `{path}`: {} {rule}; nothing was written", subject(member.as_deref()))]
+    ArchiveRefused {
+        /// The sandbox folder.
+        path: String,
+        /// The member at fault (control characters escaped), when one is.
+        member: Option<String>,
+        /// The rule it breaks.
+        rule: String,
+    },
     /// Reading or writing a local file failed.
     #[error("local I/O on `{}` failed while {action}", path.display())]
     Local {
@@ -110,6 +137,15 @@ pub enum Error {
         expected: u64,
         /// Bytes received or written.
         actual: u64,
+    },
+    /// A sandbox file sent more bytes than the transfer allows (more than it reported, or more
+    /// than a limit); nothing was put in place.
+    #[error("`{path}` in the sandbox sent more than {limit} bytes, the most this transfer takes")]
+    Oversized {
+        /// The sandbox path.
+        path: String,
+        /// The most bytes allowed.
+        limit: u64,
     },
     /// A large transfer was asked for, but no object store is configured.
     #[error(
@@ -218,6 +254,10 @@ impl Error {
             source,
         }
     }
+}
+
+fn subject(member: Option<&str>) -> String {
+    member.map_or_else(|| "the stream".to_owned(), |m| format!("member `{m}`"))
 }
 
 fn detail(text: &str) -> String {

@@ -12,6 +12,7 @@ use crate::entry::{DirEntry, base_name, parse_records};
 use crate::error::{Error, Result};
 use crate::script;
 use crate::store::{DEFAULT_URL_EXPIRY, ObjectStore, TransferOptions, s3_error};
+use crate::unpack::{self, place::ExistingDir};
 
 /// Bytes of file content per console command when writing (sent base64 on the console).
 pub const DEFAULT_WRITE_CHUNK: usize = 1 << 20;
@@ -90,18 +91,81 @@ impl RmOptions {
     }
 }
 
+/// The default of [`DirOptions::max_bytes`]: 16 GiB of file content per folder download.
+pub const DEFAULT_DIR_MAX_BYTES: u64 = 16 << 30;
+/// The default of [`DirOptions::max_members`]: a million files, folders and links per folder
+/// download.
+pub const DEFAULT_DIR_MAX_MEMBERS: u64 = 1_000_000;
+
 /// Options of folder transfers ([`FileSystem::upload_dir`], [`FileSystem::download_dir`]).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[must_use]
 pub struct DirOptions {
     exclude: Vec<String>,
     transfer: TransferOptions,
+    existing: ExistingDir,
+    max_bytes: u64,
+    max_members: u64,
+    keep_write_bits: bool,
+    follow_symlinks: bool,
+}
+
+impl Default for DirOptions {
+    fn default() -> Self {
+        DirOptions {
+            exclude: Vec::new(),
+            transfer: TransferOptions::default(),
+            existing: ExistingDir::Refuse,
+            max_bytes: DEFAULT_DIR_MAX_BYTES,
+            max_members: DEFAULT_DIR_MAX_MEMBERS,
+            keep_write_bits: false,
+            follow_symlinks: false,
+        }
+    }
 }
 
 impl DirOptions {
-    /// Everything, with default transfer options.
+    /// Everything, with default transfer options and limits; a download refuses a local
+    /// folder that already holds something.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// What a download does when the local folder already holds something (refuse, merge or
+    /// replace).
+    pub fn existing(mut self, existing: ExistingDir) -> Self {
+        self.existing = existing;
+        self
+    }
+
+    /// The most bytes of file content a download writes ([`DEFAULT_DIR_MAX_BYTES`]); the
+    /// archive itself may be this plus 1 KiB per allowed member. Going past it stops the
+    /// download with [`Error::ArchiveRefused`] and leaves nothing behind.
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// The most members (files, folders, links, skipped nodes) a download takes
+    /// ([`DEFAULT_DIR_MAX_MEMBERS`]).
+    pub fn max_members(mut self, members: u64) -> Self {
+        self.max_members = members;
+        self
+    }
+
+    /// Keeps group and other write permission on downloaded files and folders (cleared by
+    /// default, as setuid, setgid and sticky bits always are).
+    pub fn keep_write_bits(mut self, keep: bool) -> Self {
+        self.keep_write_bits = keep;
+        self
+    }
+
+    /// Uploads what symlinks in the local folder point to instead of the links themselves
+    /// (`tar -h`), including targets outside the folder. Off by default: links travel as links
+    /// and nothing outside the folder is read.
+    pub fn follow_symlinks(mut self, follow: bool) -> Self {
+        self.follow_symlinks = follow;
+        self
     }
 
     /// Leaves out members matching this glob (GNU tar's `--exclude`: `*`, `?` and `[...]`,
@@ -303,7 +367,7 @@ impl FileSystem {
     pub async fn read(&self, path: &str) -> Result<Vec<u8>> {
         check_path("path", path)?;
         let mut sink = Sink::Memory(Vec::new());
-        self.read_console(path, &mut sink, &TransferOptions::default())
+        self.read_console(path, &mut sink, &TransferOptions::default(), u64::MAX)
             .await?;
         match sink {
             Sink::Memory(data) => Ok(data),
@@ -416,12 +480,24 @@ impl FileSystem {
         local: impl AsRef<Path>,
         options: &TransferOptions,
     ) -> Result<u64> {
-        let local = local.as_ref();
+        self.download_limited(remote, local.as_ref(), options, u64::MAX)
+            .await
+    }
+
+    /// [`download_with`](Self::download_with), refusing ([`Error::Oversized`]) a file that
+    /// sends more than `limit` bytes.
+    async fn download_limited(
+        &self,
+        remote: &str,
+        local: &Path,
+        options: &TransferOptions,
+        limit: u64,
+    ) -> Result<u64> {
         check_path("remote path", remote)?;
         if self.store.is_some() {
             let size = self.size(remote).await?;
             if size >= self.threshold {
-                return self.download_store(remote, local, options).await;
+                return self.download_store(remote, local, options, limit).await;
             }
         }
         let (temp, file) = local_temp_beside(local).await?;
@@ -429,7 +505,7 @@ impl FileSystem {
             file,
             path: temp.0.clone(),
         };
-        let size = self.read_console(remote, &mut sink, options).await?;
+        let size = self.read_console(remote, &mut sink, options, limit).await?;
         if let Sink::File { mut file, path } = sink {
             file.flush()
                 .await
@@ -482,7 +558,8 @@ impl FileSystem {
     ) -> Result<u64> {
         check_path("remote path", remote)?;
         self.store()?;
-        self.download_store(remote, local.as_ref(), options).await
+        self.download_store(remote, local.as_ref(), options, u64::MAX)
+            .await
     }
 
     // ----- metadata -----
@@ -714,6 +791,9 @@ impl FileSystem {
         let archive = LocalTemp(std::env::temp_dir().join(format!("sandbox-fs-{}.tar", token())));
         let mut tar = tokio::process::Command::new("tar");
         tar.arg("-c").arg("-f").arg(&archive.0).arg("-C").arg(local);
+        if options.follow_symlinks {
+            tar.arg("-h");
+        }
         for pattern in &options.exclude {
             tar.arg(format!("--exclude={pattern}"));
         }
@@ -745,14 +825,25 @@ impl FileSystem {
         Ok(size)
     }
 
-    /// Copies the sandbox folder `remote` into the local folder `local` (created when
-    /// missing) as one tar stream: permissions kept, members matching the
-    /// [`DirOptions::exclude`] globs left out. Returns the archive's size.
+    /// Copies the sandbox folder `remote` to the local folder `local` as one tar stream,
+    /// extracted by the rules of safe extraction (`docs/files.md`): the stream is parsed on
+    /// the host by a Rust reader into a fresh temporary folder beside `local`, checked member
+    /// by member, and moved into place only once it was read in full. Permissions are kept
+    /// without setuid, setgid, sticky and (unless [`DirOptions::keep_write_bits`]) group and
+    /// other write bits; the owner is always the caller; modified times are kept; symlinks are
+    /// kept when they point inside the folder and dropped with a warning otherwise; device
+    /// nodes and FIFOs are skipped with a warning. Members matching the
+    /// [`DirOptions::exclude`] globs are left out. Returns the archive's size.
+    ///
+    /// `local` may be missing or an empty folder; a folder with something in it is an error
+    /// unless [`DirOptions::existing`] asks to merge or replace.
     ///
     /// # Errors
     ///
-    /// [`Error::NotFound`], [`Error::NotADirectory`], [`Error::LocalKind`],
-    /// [`Error::Local`] (local `tar`), and those of [`download`](Self::download).
+    /// [`Error::ArchiveRefused`] (the stream broke a rule; nothing was written),
+    /// [`Error::LocalExists`], [`Error::LocalConflict`], [`Error::NotFound`],
+    /// [`Error::NotADirectory`], [`Error::LocalKind`], [`Error::Local`], and those of
+    /// [`download`](Self::download).
     #[tracing::instrument(name = "fs.download_dir", skip_all, fields(remote = %remote, local = %local.as_ref().display()))]
     pub async fn download_dir(
         &self,
@@ -760,16 +851,11 @@ impl FileSystem {
         local: impl AsRef<Path>,
         options: &DirOptions,
     ) -> Result<u64> {
-        let local = local.as_ref();
+        let local = local.as_ref().to_owned();
         check_path("remote path", remote)?;
-        if let Ok(meta) = tokio::fs::metadata(local).await
-            && !meta.is_dir()
-        {
-            return Err(Error::LocalKind {
-                path: local.to_owned(),
-                expected_dir: true,
-            });
-        }
+        let check_local = local.clone();
+        let existing = options.existing;
+        blocking(move || unpack::place::check(&check_local, existing)).await?;
         let remote_archive = format!("/tmp/.sandbox-fs.{}.tar", token());
         let mut args: Vec<String> = vec![remote.to_owned(), remote_archive.clone()];
         args.extend(options.exclude.iter().map(|p| format!("--exclude={p}")));
@@ -791,31 +877,91 @@ impl FileSystem {
                 return Err(e);
             }
         };
-        if out.code() == Some(1) {
+        let out = if out.code() == Some(1) {
             tracing::warn!(remote = %remote, stderr = %out.stderr_text().trim(), "files changed while the folder was archived");
-        } else if let Err(e) = ok_or_fail("archive", remote, out) {
-            self.discard(&remote_archive).await;
-            return Err(e);
-        }
-        tokio::fs::create_dir_all(local)
-            .await
-            .map_err(|e| Error::local(local, "creating the folder", e))?;
-        let archive = LocalTemp(std::env::temp_dir().join(format!("sandbox-fs-{}.tar", token())));
+            out
+        } else {
+            match ok_or_fail("archive", remote, out) {
+                Ok(out) => out,
+                Err(e) => {
+                    self.discard(&remote_archive).await;
+                    return Err(e);
+                }
+            }
+        };
         let result = self
-            .download_with(&remote_archive, &archive.0, &options.transfer)
+            .fetch_archive(remote, &remote_archive, &out, options)
             .await;
         self.discard(&remote_archive).await;
-        let size = result?;
-        let mut tar = tokio::process::Command::new("tar");
-        tar.arg("-x")
-            .arg("-p")
-            .arg("--no-same-owner")
-            .arg("-f")
-            .arg(&archive.0)
-            .arg("-C")
-            .arg(local);
-        run_local_tar(tar, local).await?;
+        let (archive, size) = result?;
+        let limits = unpack::Limits {
+            max_bytes: options.max_bytes,
+            max_members: options.max_members,
+            keep_write: options.keep_write_bits,
+        };
+        let remote_owned = remote.to_owned();
+        let unpacked = blocking(move || {
+            let unpacked = extract(&archive.0, &local, &remote_owned, &limits, existing);
+            drop(archive);
+            unpacked
+        })
+        .await?;
+        for (member, why) in unpacked.left_out.iter().take(LEFT_OUT_WARNINGS) {
+            tracing::warn!(remote = %remote, member = %member, "left out {why}");
+        }
+        if unpacked.left_out.len() > LEFT_OUT_WARNINGS {
+            tracing::warn!(
+                remote = %remote,
+                count = unpacked.left_out.len() - LEFT_OUT_WARNINGS,
+                "left out more members (symlinks pointing outside, device nodes, FIFOs)"
+            );
+        }
+        tracing::debug!(
+            members = unpacked.members,
+            bytes = unpacked.bytes,
+            "folder extracted"
+        );
         Ok(size)
+    }
+
+    /// Brings the sandbox's archive of a folder (of the size its creator reported) to a local
+    /// temporary file, refusing one larger than the limits allow before any byte moves.
+    async fn fetch_archive(
+        &self,
+        remote: &str,
+        remote_archive: &str,
+        created: &ExecOutput,
+        options: &DirOptions,
+    ) -> Result<(LocalTemp, u64)> {
+        let reported = parse_number(&created.stdout)
+            .ok_or_else(|| protocol("archive", remote, "no archive size reported"))?;
+        let allowed = options
+            .max_bytes
+            .saturating_add(options.max_members.saturating_mul(1024))
+            .saturating_add(20 * 512);
+        if reported > allowed {
+            return Err(Error::ArchiveRefused {
+                path: remote.to_owned(),
+                member: None,
+                rule: format!(
+                    "is {reported} bytes, more than the {allowed} bytes the limits allow ({} bytes of content, {} members)",
+                    options.max_bytes, options.max_members
+                ),
+            });
+        }
+        let archive = LocalTemp(std::env::temp_dir().join(format!("sandbox-fs-{}.tar", token())));
+        let result = self
+            .download_limited(remote_archive, &archive.0, &options.transfer, reported)
+            .await;
+        match result {
+            Ok(size) => Ok((archive, size)),
+            Err(Error::Oversized { limit, .. }) => Err(Error::ArchiveRefused {
+                path: remote.to_owned(),
+                member: None,
+                rule: format!("sent more than the {limit} bytes it reported"),
+            }),
+            Err(e) => Err(e),
+        }
     }
 
     // ----- internals -----
@@ -1098,11 +1244,14 @@ impl FileSystem {
     }
 
     /// The chunked read into a sink; returns the byte count.
+    /// Reads a file through the console into `sink`; more than `limit` bytes is
+    /// [`Error::Oversized`], and a chunk longer than asked for is a protocol error.
     async fn read_console(
         &self,
         path: &str,
         sink: &mut Sink,
         options: &TransferOptions,
+        limit: u64,
     ) -> Result<u64> {
         let chunk_text = self.read_chunk.to_string();
         let (out, _) = self
@@ -1120,6 +1269,13 @@ impl FileSystem {
             .split_once(' ')
             .and_then(|(k, s)| Some((k.to_owned(), s.parse::<u64>().ok()?)))
             .ok_or_else(|| protocol("read", path, "bad header line"))?;
+        let oversized = || Error::Oversized {
+            path: path.to_owned(),
+            limit,
+        };
+        if data.len() as u64 > limit || (kind == "r" && size > limit) {
+            return Err(oversized());
+        }
         sink.write(data).await?;
         let mut done = data.len() as u64;
         if kind != "r" || size <= self.read_chunk as u64 {
@@ -1141,6 +1297,9 @@ impl FileSystem {
                 )
                 .await?;
             let out = ok_or_fail("read", path, out)?;
+            if out.stdout.len() as u64 > want {
+                return Err(protocol("read", path, "a chunk longer than asked for"));
+            }
             if out.stdout.is_empty() {
                 return Err(Error::Incomplete {
                     path: path.to_owned(),
@@ -1200,6 +1359,7 @@ impl FileSystem {
         remote: &str,
         local: &Path,
         options: &TransferOptions,
+        limit: u64,
     ) -> Result<u64> {
         let store = Arc::clone(self.store()?);
         let client = self.client()?.clone();
@@ -1207,7 +1367,6 @@ impl FileSystem {
         let expiry = options.url_expiry.unwrap_or(self.url_expiry);
         let result = async {
             let (temp, file) = local_temp_beside(local).await?;
-            drop(file);
             let put = store.presign_put(&key, expiry).await?;
             let token = token();
             let out = self
@@ -1223,8 +1382,22 @@ impl FileSystem {
             let out = transfer_ok("download", remote, &key, out)?;
             let size = parse_number(&out.stdout)
                 .ok_or_else(|| protocol("download", remote, "no size reported"))?;
+            if size > limit {
+                return Err(Error::Oversized {
+                    path: remote.to_owned(),
+                    limit,
+                });
+            }
             let get = store.presign_get(&key, expiry).await?;
-            let got = crate::http::get_to_file(&client, &get, &key, &temp.0, size, options).await?;
+            let got = crate::http::get_to_file(&client, &get, &key, (file, &temp.0), size, options)
+                .await
+                .map_err(|e| match e {
+                    Error::Oversized { limit, .. } => Error::Oversized {
+                        path: remote.to_owned(),
+                        limit,
+                    },
+                    e => e,
+                })?;
             if got != size {
                 return Err(Error::Incomplete {
                     path: remote.to_owned(),
@@ -1516,7 +1689,8 @@ async fn local_file_size(local: &Path) -> Result<u64> {
     Ok(meta.len())
 }
 
-/// A temporary file beside `local` (parents created), removed on drop unless renamed.
+/// A temporary file beside `local` (parents created), removed on drop unless renamed. Renaming
+/// it onto `local` replaces whatever is there (a symlink included) without following it.
 async fn local_temp_beside(local: &Path) -> Result<(LocalTemp, tokio::fs::File)> {
     if let Ok(meta) = tokio::fs::metadata(local).await
         && meta.is_dir()
@@ -1538,10 +1712,59 @@ async fn local_temp_beside(local: &Path) -> Result<(LocalTemp, tokio::fs::File)>
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let temp = parent.join(format!(".{name}.sandbox-fs.{}.tmp", token()));
-    let file = tokio::fs::File::create(&temp)
+    // A fresh name, created exclusively: never an existing file, never through a symlink.
+    let file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temp)
         .await
         .map_err(|e| Error::local(&temp, "creating", e))?;
     Ok((LocalTemp(temp), file))
+}
+
+/// How many left-out members a folder download names in warnings before it only counts them.
+const LEFT_OUT_WARNINGS: usize = 20;
+
+/// Runs blocking file work off the async threads.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(Error::local(
+            PathBuf::new(),
+            "running file work",
+            std::io::Error::other(e),
+        )),
+    }
+}
+
+/// Extracts the archive file into a temporary folder beside `local` and moves it into place
+/// (see [`unpack`]); on any error the temporary folder is gone and `local` is as it was.
+fn extract(
+    archive: &Path,
+    local: &Path,
+    remote: &str,
+    limits: &unpack::Limits,
+    existing: ExistingDir,
+) -> Result<unpack::Unpacked> {
+    let file =
+        std::fs::File::open(archive).map_err(|e| Error::local(archive, "opening the archive", e))?;
+    let staging = unpack::place::Staging::beside(local)?;
+    let reader = std::io::BufReader::with_capacity(256 * 1024, file);
+    let unpacked = unpack::unpack(reader, staging.fd(), limits).map_err(|e| match e {
+        unpack::UnpackError::Refused { member, rule } => Error::ArchiveRefused {
+            path: remote.to_owned(),
+            member,
+            rule,
+        },
+        unpack::UnpackError::Io { member, source } => Error::Local {
+            path: local.join(&member),
+            action: "extracting the download".into(),
+            source,
+        },
+    })?;
+    staging.place(local, existing)?;
+    Ok(unpacked)
 }
 
 async fn run_local_tar(mut tar: tokio::process::Command, path: &Path) -> Result<()> {

@@ -58,12 +58,13 @@ pub(crate) async fn put_file(
     Ok(())
 }
 
-/// Fetches `url` into the local file `path` (created or truncated); returns the byte count.
+/// Fetches `url` into the open local file `file` (at `path`); returns the byte count. A body
+/// longer than `total` is [`Error::Oversized`] (its path left empty for the caller to name).
 pub(crate) async fn get_to_file(
     client: &reqwest::Client,
     url: &str,
     key: &str,
-    path: &Path,
+    (file, path): (tokio::fs::File, &Path),
     total: u64,
     options: &TransferOptions,
 ) -> Result<u64> {
@@ -77,18 +78,21 @@ pub(crate) async fn get_to_file(
         let body = response.text().await.unwrap_or_default();
         return Err(s3_error("download", key, status.as_u16(), &body));
     }
-    let file = tokio::fs::File::create(path)
-        .await
-        .map_err(|e| Error::local(path, "creating for download", e))?;
     let mut file = tokio::io::BufWriter::with_capacity(PIECE, file);
     let mut done = 0u64;
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| request_error("download", key, url, e))?;
+        done += chunk.len() as u64;
+        if done > total {
+            return Err(Error::Oversized {
+                path: String::new(),
+                limit: total,
+            });
+        }
         file.write_all(&chunk)
             .await
             .map_err(|e| Error::local(path, "writing the download", e))?;
-        done += chunk.len() as u64;
         options.report(done, total);
     }
     file.flush()

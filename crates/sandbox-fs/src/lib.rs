@@ -57,11 +57,13 @@
 pub use entry::{DirEntry, FileKind};
 pub use error::{Error, Result};
 pub use fs::{
-    DEFAULT_COMMAND_TIMEOUT, DEFAULT_READ_CHUNK, DEFAULT_TRANSFER_TIMEOUT, DEFAULT_WRITE_CHUNK,
-    DirOptions, FileSystem, RmOptions, SandboxFsExt,
+    DEFAULT_COMMAND_TIMEOUT, DEFAULT_DIR_MAX_BYTES, DEFAULT_DIR_MAX_MEMBERS, DEFAULT_READ_CHUNK,
+    DEFAULT_TRANSFER_TIMEOUT, DEFAULT_WRITE_CHUNK, DirOptions, FileSystem, RmOptions,
+    SandboxFsExt,
 };
 #[cfg(feature = "spaces")]
 pub use spaces::SpacesStore;
+pub use unpack::place::ExistingDir;
 pub use store::{
     DEFAULT_LARGE_FILE_THRESHOLD, DEFAULT_URL_EXPIRY, ObjectStore, Progress, SpacesConfig,
     TransferOptions,
@@ -75,3 +77,4 @@ mod script;
 #[cfg(feature = "spaces")]
 mod spaces;
 mod store;
+mod unpack;

@@ -175,12 +175,15 @@ pub(crate) const SIZE_OF: &str = r#"[ -e "$1" ] || exit 70
 exec stat -L -c %s -- "$1"
 "#;
 
-/// Archives the directory `$1` into the file `$2`; `$3...` are `--exclude=` options. Tar's
-/// status 1 (a file changed while it was read) is passed on for the client to decide.
+/// Archives the directory `$1` into the file `$2`; `$3...` are `--exclude=` options. Prints the
+/// archive's size. Tar's status 1 (a file changed while it was read) is passed on for the
+/// client to decide.
 pub(crate) const TAR_CREATE: &str = r#"s=$1 a=$2; shift 2
 [ -e "$s" ] || exit 70
 [ -d "$s" ] || exit 72
-tar -c -f "$a" -C "$s" "$@" .
+tar -c -f "$a" -C "$s" "$@" .; r=$?
+[ $r -le 1 ] && { stat -c %s -- "$a" || exit 2; }
+exit $r
 "#;
 
 /// Extracts the archive `$2` into the directory `$1` (modes kept), then removes the archive.
