@@ -303,12 +303,18 @@ pub enum FilesCommand {
     /// List a folder.
     #[command(override_usage = "sandbox files ls [OPTIONS] <NAME|--id ID> [PATH]")]
     Ls(LsArgs),
-    /// Copy a local file into the sandbox.
-    #[command(override_usage = "sandbox files upload [OPTIONS] <NAME|--id ID> <LOCAL> <REMOTE>")]
-    Upload(TransferArgs),
-    /// Copy a file from the sandbox to this machine.
-    #[command(override_usage = "sandbox files download [OPTIONS] <NAME|--id ID> <REMOTE> <LOCAL>")]
-    Download(TransferArgs),
+    /// Copy a local file or folder into the sandbox.
+    #[command(
+        override_usage = "sandbox files upload [OPTIONS] <NAME|--id ID> <LOCAL> <REMOTE>",
+        after_help = "A folder travels as one tar stream: symlinks in it are sent as symlinks and nothing they point to is read, unless --follow-symlinks."
+    )]
+    Upload(UploadArgs),
+    /// Copy a file or folder from the sandbox to this machine.
+    #[command(
+        override_usage = "sandbox files download [OPTIONS] <NAME|--id ID> <REMOTE> <LOCAL>",
+        after_help = "A folder arrives through a checked temporary folder beside LOCAL: no setuid, setgid or sticky bits, no group or other write, no member outside LOCAL; symlinks pointing outside it, device nodes and FIFOs are left out with a warning. LOCAL must be missing or empty unless --merge or --replace."
+    )]
+    Download(DownloadArgs),
     /// Remove a file (or a folder with `-r`).
     #[command(override_usage = "sandbox files rm [OPTIONS] <NAME|--id ID> <PATH>")]
     Rm(RmArgs),
@@ -370,12 +376,32 @@ pub struct LsArgs {
     pub args: Vec<String>,
 }
 
-/// `sandbox files upload|download`.
+/// `sandbox files upload`.
 #[derive(Debug, Args)]
-pub struct TransferArgs {
+pub struct UploadArgs {
     /// Which sandbox, when given by id.
     #[command(flatten)]
     pub target: PositionalTarget,
+    /// Upload what symlinks in a folder point to, even outside it, instead of the links.
+    #[arg(long, short = 'L')]
+    pub follow_symlinks: bool,
+    /// The sandbox's name (unless `--id`), then the source and the destination.
+    #[arg(value_name = "ARGS", num_args = 2..=3, required = true)]
+    pub args: Vec<String>,
+}
+
+/// `sandbox files download`.
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    /// Which sandbox, when given by id.
+    #[command(flatten)]
+    pub target: PositionalTarget,
+    /// Merge a folder into an existing LOCAL folder: new names are added, files of the same name replaced.
+    #[arg(long, conflicts_with = "replace")]
+    pub merge: bool,
+    /// Replace an existing LOCAL folder as a whole.
+    #[arg(long)]
+    pub replace: bool,
     /// The sandbox's name (unless `--id`), then the source and the destination.
     #[arg(value_name = "ARGS", num_args = 2..=3, required = true)]
     pub args: Vec<String>,

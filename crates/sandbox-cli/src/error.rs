@@ -139,6 +139,8 @@ pub(crate) fn exit_for(error: &anyhow::Error) -> Exit {
                 }
                 sandbox_fs::Error::InvalidArgument { .. }
                 | sandbox_fs::Error::LocalKind { .. }
+                | sandbox_fs::Error::LocalExists { .. }
+                | sandbox_fs::Error::LocalConflict { .. }
                 | sandbox_fs::Error::SpacesNotConfigured { .. } => return Exit::Usage,
                 sandbox_fs::Error::BadCredentials { .. } => return Exit::Auth,
                 _ => {}

@@ -8,7 +8,9 @@ use std::time::UNIX_EPOCH;
 
 use anyhow::{Context, Result};
 use sandbox_core::Sandbox;
-use sandbox_fs::{DirEntry, DirOptions, FileKind, FileSystem, RmOptions, TransferOptions};
+use sandbox_fs::{
+    DirEntry, DirOptions, ExistingDir, FileKind, FileSystem, RmOptions, TransferOptions,
+};
 use serde::Serialize;
 
 use super::Ctx;
@@ -149,8 +151,10 @@ pub(crate) async fn files(ctx: &Ctx, command: FilesCommand) -> Result<Exit> {
             let progress = Arc::new(Mutex::new(ctx.printer.progress()));
             let options = reporting(&progress, "uploaded");
             let size = if local.is_dir() {
-                fs.upload_dir(local, remote, &DirOptions::new().transfer(options))
-                    .await
+                let dir = DirOptions::new()
+                    .follow_symlinks(args.follow_symlinks)
+                    .transfer(options);
+                fs.upload_dir(local, remote, &dir).await
             } else {
                 fs.upload_with(local, remote, &options).await
             };
@@ -176,8 +180,15 @@ pub(crate) async fn files(ctx: &Ctx, command: FilesCommand) -> Result<Exit> {
             let progress = Arc::new(Mutex::new(ctx.printer.progress()));
             let options = reporting(&progress, "downloaded");
             let size = if stat.is_dir() {
-                fs.download_dir(remote, &local, &DirOptions::new().transfer(options))
-                    .await
+                let existing = if args.merge {
+                    ExistingDir::Merge
+                } else if args.replace {
+                    ExistingDir::Replace
+                } else {
+                    ExistingDir::Refuse
+                };
+                let dir = DirOptions::new().existing(existing).transfer(options);
+                fs.download_dir(remote, &local, &dir).await
             } else {
                 if local.is_dir() {
                     local = local.join(&stat.name);
@@ -187,7 +198,15 @@ pub(crate) async fn files(ctx: &Ctx, command: FilesCommand) -> Result<Exit> {
             if let Ok(mut progress) = progress.lock() {
                 progress.clear();
             }
-            let size = size.with_context(context)?;
+            let size = match size {
+                Err(e @ sandbox_fs::Error::LocalExists { .. }) => {
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "{}; pass --merge to merge into the folder or --replace to replace it",
+                        context()
+                    )));
+                }
+                size => size.with_context(context)?,
+            };
             ctx.printer.info(format!(
                 "downloaded {remote} ({size} bytes) to {}",
                 local.display()

@@ -269,6 +269,37 @@ fn files_round_trip() {
         std::fs::read_to_string(copy.join("top.txt")).unwrap(),
         "top\n"
     );
+    // A second download into the same folder must be asked for.
+    std::fs::write(copy.join("mine.txt"), "mine\n").unwrap();
+    let again = ctx.run(["files", "download", "fs", "tree", copy.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        stderr.contains("--merge") && stderr.contains("already exists"),
+        "{stderr}"
+    );
+    ctx.ok([
+        "files",
+        "download",
+        "--merge",
+        "fs",
+        "tree",
+        copy.to_str().unwrap(),
+    ]);
+    assert!(copy.join("mine.txt").exists(), "a merge keeps local files");
+    ctx.ok([
+        "files",
+        "download",
+        "--replace",
+        "fs",
+        "tree",
+        copy.to_str().unwrap(),
+    ]);
+    assert!(!copy.join("mine.txt").exists(), "a replace does not");
+    assert_eq!(
+        std::fs::read_to_string(copy.join("a/b/c.txt")).unwrap(),
+        "deep\n"
+    );
     // `--id` shifts the positional arguments.
     let id = id_of(&ctx, "fs");
     assert_eq!(

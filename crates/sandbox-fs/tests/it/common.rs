@@ -50,6 +50,11 @@ fn local_platform(dir: &std::path::Path) -> Option<sandbox_local::LocalPlatform>
 /// A fresh python worker sandbox reached the given way, or `None` (with a printed reason)
 /// where the kernel cannot run local sandboxes.
 pub async fn sandbox(via: Via) -> Option<Target> {
+    sandbox_with_env(via, &[]).await
+}
+
+/// [`sandbox`] with these variables in the sandbox's environment.
+pub async fn sandbox_with_env(via: Via, env: &[(&str, &str)]) -> Option<Target> {
     let dir = tempfile::tempdir().expect("temp dir");
     let backend = local_platform(dir.path())?;
     let (platform, guard): (Arc<dyn Platform>, Box<dyn Any + Send + Sync>) = match via {
@@ -81,7 +86,11 @@ pub async fn sandbox(via: Via) -> Option<Target> {
         }
     };
     let name = format!("fs-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-    let sandbox = Sandbox::builder()
+    let mut builder = Sandbox::builder();
+    for (key, value) in env {
+        builder = builder.env(*key, *value);
+    }
+    let sandbox = builder
         .image(ImageKind::Python)
         .component_type(ComponentType::Worker)
         .name(name)

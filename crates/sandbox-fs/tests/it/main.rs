@@ -3,6 +3,7 @@
 
 mod common;
 mod folders;
+mod hostile;
 mod mock_store;
 mod spaces;
 mod suite;
