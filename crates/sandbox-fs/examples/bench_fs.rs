@@ -1,5 +1,6 @@
-//! Throughput of file transfers: through the console (1 MB and 10 MB) on the local provider
-//! and through the App Platform emulator (doctl stand-in and DoApi), and through an
+//! Throughput of file transfers: through the console (1 MB and 10 MB files, and a folder of
+//! 1002 files) on the local provider and through the App Platform emulator (doctl stand-in
+//! and DoApi), and through an
 //! S3-compatible store on loopback (100 MB, s3s-fs), next to a plain disk copy.
 //!
 //! ```sh
@@ -7,7 +8,7 @@
 //! ```
 //!
 //! Prints MB/s (1 MB = 10^6 bytes) and writes the figures as JSON to the path given. A second
-//! argument, `console` or `spaces`, runs only that part.
+//! argument, `console`, `folders` or `spaces`, runs only that part.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -172,6 +173,71 @@ async fn console(via: Via, figures: &mut Vec<Figure>) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// A source-like tree: 1000 text files of 8 kB in 20 folders, and two 5 MB random files.
+fn make_tree(root: &std::path::Path) -> Result<u64, BoxError> {
+    let mut total = 0u64;
+    let page = text(8_000);
+    for i in 0..1000 {
+        let dir = root.join(format!("pkg{}", i % 20));
+        std::fs::create_dir_all(&dir)?;
+        let mut content = page.clone();
+        content.extend_from_slice(format!("{i}\n").as_bytes());
+        total += content.len() as u64;
+        std::fs::write(dir.join(format!("module{i}.py")), content)?;
+    }
+    for name in ["a.bin", "b.bin"] {
+        let blob = data(5_000_000);
+        total += blob.len() as u64;
+        std::fs::write(root.join(name), blob)?;
+    }
+    Ok(total)
+}
+
+/// Folder transfers of [`make_tree`]: the median of three uploads and of three downloads.
+async fn folders(via: Via, figures: &mut Vec<Figure>) -> Result<(), BoxError> {
+    let state = tempfile::tempdir()?;
+    let (sandbox, guard) = sandbox(via, state.path()).await?;
+    let fs = sandbox.fs().without_object_store();
+    fs.write("warm", b"up").await?;
+    let work = tempfile::tempdir()?;
+    let tree = work.path().join("tree");
+    let bytes = make_tree(&tree)?;
+    let options = sandbox_fs::DirOptions::new();
+    let mut ups = Vec::new();
+    let mut downs = Vec::new();
+    for round in 0..3 {
+        let start = Instant::now();
+        fs.upload_dir(&tree, &format!("tree{round}"), &options)
+            .await?;
+        ups.push(start.elapsed().as_secs_f64());
+        let back = work.path().join(format!("back{round}"));
+        let start = Instant::now();
+        fs.download_dir(&format!("tree{round}"), &back, &options)
+            .await?;
+        downs.push(start.elapsed().as_secs_f64());
+        if std::fs::read(back.join("pkg7/module7.py"))?
+            != std::fs::read(tree.join("pkg7/module7.py"))?
+            || std::fs::read(back.join("b.bin"))? != std::fs::read(tree.join("b.bin"))?
+        {
+            return Err(format!("{}: the folder came back different", via.name()).into());
+        }
+    }
+    for (direction, mut times) in [("upload", ups), ("download", downs)] {
+        times.sort_by(f64::total_cmp);
+        figures.push(Figure {
+            via: via.name(),
+            path: "folder",
+            content: "tree",
+            direction,
+            bytes,
+            seconds: times[1],
+        });
+    }
+    sandbox.delete().await?;
+    drop(guard);
+    Ok(())
+}
+
 #[cfg(feature = "spaces")]
 async fn spaces(figures: &mut Vec<Figure>) -> Result<(), BoxError> {
     use sandbox_fs::{FileSystem, TransferOptions};
@@ -293,12 +359,17 @@ async fn main() -> Result<(), BoxError> {
     let out = std::env::args().nth(1);
     let only = std::env::args().nth(2).unwrap_or_default();
     let mut figures = Vec::new();
-    if only != "spaces" {
+    if only.is_empty() || only == "console" {
         for via in [Via::Local, Via::Doctl, Via::Api] {
             console(via, &mut figures).await?;
         }
     }
-    if only != "console" {
+    if only.is_empty() || only == "folders" {
+        for via in [Via::Local, Via::Doctl, Via::Api] {
+            folders(via, &mut figures).await?;
+        }
+    }
+    if only.is_empty() || only == "spaces" {
         spaces(&mut figures).await?;
     }
     println!(

@@ -1726,7 +1726,9 @@ async fn local_temp_beside(local: &Path) -> Result<(LocalTemp, tokio::fs::File)>
 const LEFT_OUT_WARNINGS: usize = 20;
 
 /// Runs blocking file work off the async threads.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     match tokio::task::spawn_blocking(work).await {
         Ok(result) => result,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -1747,8 +1749,8 @@ fn extract(
     limits: &unpack::Limits,
     existing: ExistingDir,
 ) -> Result<unpack::Unpacked> {
-    let file =
-        std::fs::File::open(archive).map_err(|e| Error::local(archive, "opening the archive", e))?;
+    let file = std::fs::File::open(archive)
+        .map_err(|e| Error::local(archive, "opening the archive", e))?;
     let staging = unpack::place::Staging::beside(local)?;
     let reader = std::io::BufReader::with_capacity(256 * 1024, file);
     let unpacked = unpack::unpack(reader, staging.fd(), limits).map_err(|e| match e {

@@ -6,6 +6,11 @@
 //!   write, append, upload, download, list, stat, mkdir, rm, exists, is_file, is_dir, copy,
 //!   rename, chmod, size, and whole folders as one tar stream ([`FileSystem::upload_dir`],
 //!   [`FileSystem::download_dir`]).
+//! - Nothing from the sandbox is trusted: a folder download is parsed on the host with the
+//!   `tar` crate into a checked temporary folder (no setuid bits, no member outside the folder,
+//!   no write through a symlink, byte and member limits) and moved into place only when
+//!   complete; [`ExistingDir`] says whether an occupied local folder is refused, merged into or
+//!   replaced. The rules are in `docs/files.md`, "Threat model".
 //! - Large files through an S3-compatible store (DigitalOcean Spaces): the [`ObjectStore`]
 //!   trait presigns URLs that the sandbox uses with `curl`; `SpacesStore` (feature
 //!   `spaces`) implements it on aws-sdk-s3, configured by [`SpacesConfig`] or the
@@ -58,16 +63,15 @@ pub use entry::{DirEntry, FileKind};
 pub use error::{Error, Result};
 pub use fs::{
     DEFAULT_COMMAND_TIMEOUT, DEFAULT_DIR_MAX_BYTES, DEFAULT_DIR_MAX_MEMBERS, DEFAULT_READ_CHUNK,
-    DEFAULT_TRANSFER_TIMEOUT, DEFAULT_WRITE_CHUNK, DirOptions, FileSystem, RmOptions,
-    SandboxFsExt,
+    DEFAULT_TRANSFER_TIMEOUT, DEFAULT_WRITE_CHUNK, DirOptions, FileSystem, RmOptions, SandboxFsExt,
 };
 #[cfg(feature = "spaces")]
 pub use spaces::SpacesStore;
-pub use unpack::place::ExistingDir;
 pub use store::{
     DEFAULT_LARGE_FILE_THRESHOLD, DEFAULT_URL_EXPIRY, ObjectStore, Progress, SpacesConfig,
     TransferOptions,
 };
+pub use unpack::place::ExistingDir;
 
 mod entry;
 mod error;

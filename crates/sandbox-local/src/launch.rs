@@ -331,14 +331,62 @@ pub(crate) fn choose_network(
     }
 }
 
-/// A free TCP port on 127.0.0.1 (free when asked; taken by whoever binds it first).
+/// Ports this process has handed out: never handed out twice, so sandboxes created at the same
+/// time cannot be given the same port before either has bound it.
+static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// A free TCP port on 127.0.0.1, for a sandbox (or its pasta) to bind a moment later.
+///
+/// Picked at random below the kernel's ephemeral range (`ip_local_port_range`), where no
+/// outgoing connection and no `bind(:0)` of any process can land on it in the meantime, and
+/// checked free by binding it; never one this process handed out before. Falls back to the
+/// kernel's choice when that range is too small.
 pub(crate) fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| io_error("finding a free port on 127.0.0.1", e))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| io_error("reading a bound port", e))
+    let mut handed = HANDED_OUT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (low, high) = quiet_port_range();
+    let span = u32::from(high.saturating_sub(low));
+    if span >= 1000 {
+        let start = random_u32() % span;
+        for i in 0..span {
+            let port = low + u16::try_from((start + i) % span).unwrap_or(0);
+            if !handed.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                handed.insert(port);
+                return Ok(port);
+            }
+        }
+    }
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| io_error("finding a free port on 127.0.0.1", e))?;
+        let port = listener
+            .local_addr()
+            .map(|a| a.port())
+            .map_err(|e| io_error("reading a bound port", e))?;
+        if handed.insert(port) {
+            return Ok(port);
+        }
+    }
+}
+
+/// Up to 12,000 ports just below the ephemeral range (20768 to 32767 with Linux's default
+/// 32768 to 60999), never below 10000.
+fn quiet_port_range() -> (u16, u16) {
+    let ephemeral_low = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    (
+        ephemeral_low.saturating_sub(12_000).max(10_000),
+        ephemeral_low,
+    )
+}
+
+fn random_u32() -> u32 {
+    let bytes = *uuid::Uuid::new_v4().as_bytes();
+    u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
 }
 
 /// Everything the supervisor needs to start one sandbox.
@@ -884,6 +932,18 @@ fn last_lines(text: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ports_handed_out_are_distinct_and_outside_the_ephemeral_range() {
+        let (low, high) = quiet_port_range();
+        let ports: Vec<u16> = (0..50).map(|_| free_port().expect("port")).collect();
+        let distinct: std::collections::BTreeSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+        assert!(ports.iter().all(|p| (low..high).contains(p)), "{ports:?}");
+        for port in ports {
+            TcpListener::bind(("127.0.0.1", port)).expect("still free");
+        }
+    }
 
     #[test]
     fn instance_names_look_like_app_platform_ones() {

@@ -136,7 +136,8 @@ pub(crate) fn unpack(
     // stream ends with two zero blocks, so a missing second block means it was cut short.
     let mut rest = archive.into_inner();
     let mut block = [0u8; 512];
-    let complete = read_full(&mut rest, &mut block).unwrap_or(false) && block.iter().all(|&b| b == 0);
+    let complete =
+        read_full(&mut rest, &mut block).unwrap_or(false) && block.iter().all(|&b| b == 0);
     if !complete {
         return Err(stream_refused(
             "ends without its end-of-archive marker (it was cut short)",
@@ -201,10 +202,7 @@ impl State<'_> {
                 );
                 return Ok(());
             }
-            return Err(refused(
-                &raw,
-                "names the folder itself but is not a folder",
-            ));
+            return Err(refused(&raw, "names the folder itself but is not a folder"));
         };
         self.check_parents(&raw, parents)?;
         let key = raw_key(&parts);
@@ -220,7 +218,10 @@ impl State<'_> {
                         self.kinds.insert(key.clone(), Kind::Dir);
                     }
                     Some(_) => {
-                        return Err(refused(&raw, "is a folder where the stream already put a file or link"));
+                        return Err(refused(
+                            &raw,
+                            "is a folder where the stream already put a file or link",
+                        ));
                     }
                 }
                 self.dirs.insert(
@@ -258,7 +259,10 @@ impl State<'_> {
                 self.kinds.insert(key, Kind::File);
             }
             EntryType::Symlink => {
-                let target = entry.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
                 if !rules::link_stays_inside(parents.len(), &target) {
                     self.leave_out(&raw, key, "a symlink pointing outside the folder");
                     return Ok(());
@@ -269,10 +273,12 @@ impl State<'_> {
                 self.kinds.insert(key, Kind::Link);
             }
             EntryType::Link => {
-                let target = entry.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
-                let target_parts = rules::components(&target).map_err(|rule| {
-                    refused(&raw, format!("is a hard link whose target {rule}"))
-                })?;
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
+                let target_parts = rules::components(&target)
+                    .map_err(|rule| refused(&raw, format!("is a hard link whose target {rule}")))?;
                 let Some((target_name, target_parents)) = target_parts.split_last() else {
                     return Err(refused(&raw, "is a hard link to the folder itself"));
                 };
@@ -317,7 +323,10 @@ impl State<'_> {
                 Some(Kind::Link) => {
                     return Err(refused(
                         raw,
-                        format!("lies beneath the symlink `{}`", rules::shown(&raw_key(prefix))),
+                        format!(
+                            "lies beneath the symlink `{}`",
+                            rules::shown(&raw_key(prefix))
+                        ),
                     ));
                 }
                 Some(Kind::LeftOut) => {
@@ -371,8 +380,8 @@ impl State<'_> {
             return fd.try_clone().map_err(|e| io_error(raw, e));
         }
         let mut made = Vec::new();
-        let fd = tree::walk(self.root, parents, true, |i| made.push(i))
-            .map_err(|e| io_error(raw, e))?;
+        let fd =
+            tree::walk(self.root, parents, true, |i| made.push(i)).map_err(|e| io_error(raw, e))?;
         for i in made {
             let key = raw_key(&parents[..=i]);
             self.kinds.insert(key.clone(), Kind::Dir);
@@ -402,7 +411,10 @@ impl State<'_> {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    return Err(refused(raw, format!("could not be read from the stream ({e})")));
+                    return Err(refused(
+                        raw,
+                        format!("could not be read from the stream ({e})"),
+                    ));
                 }
             };
             written += n as u64;

@@ -139,17 +139,13 @@ impl Staging {
         let parent = tree::open_root(&self.parent)
             .map_err(|e| Error::local(&self.parent, "opening the folder", e))?;
         match check(&target, existing)? {
-            Destination::Free => {
-                rustix::fs::renameat(&parent, &self.name, &parent, &local_name)
-                    .map_err(|e| match e {
-                        rustix::io::Errno::NOTEMPTY | rustix::io::Errno::EXIST => {
-                            Error::LocalExists {
-                                path: local.to_owned(),
-                            }
-                        }
-                        e => Error::local(local, "moving the download into place", e.into()),
-                    })
-            }
+            Destination::Free => rustix::fs::renameat(&parent, &self.name, &parent, &local_name)
+                .map_err(|e| match e {
+                    rustix::io::Errno::NOTEMPTY | rustix::io::Errno::EXIST => Error::LocalExists {
+                        path: local.to_owned(),
+                    },
+                    e => Error::local(local, "moving the download into place", e.into()),
+                }),
             Destination::Occupied if existing == ExistingDir::Replace => {
                 self.replace(&parent, &local_name, local)
             }
@@ -181,7 +177,11 @@ impl Staging {
                 let old = self.parent.join(&aside);
                 if let Err(e) = moved {
                     let _ = rustix::fs::renameat(parent, aside.as_os_str(), parent, local_name);
-                    return Err(Error::local(local, "moving the download into place", e.into()));
+                    return Err(Error::local(
+                        local,
+                        "moving the download into place",
+                        e.into(),
+                    ));
                 }
                 let _ = std::fs::remove_dir_all(old);
                 Ok(())
@@ -197,7 +197,9 @@ impl Drop for Staging {
         match std::fs::remove_dir_all(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!(path = %path.display(), error = %e, "could not remove a temporary folder"),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "could not remove a temporary folder")
+            }
         }
     }
 }

@@ -86,10 +86,16 @@ mod tests {
     #[test]
     fn member_paths() {
         assert_eq!(components(b"./a/b").unwrap(), [b"a" as &[u8], b"b"]);
-        assert_eq!(components(b"a//b/./c/").unwrap(), [b"a" as &[u8], b"b", b"c"]);
+        assert_eq!(
+            components(b"a//b/./c/").unwrap(),
+            [b"a" as &[u8], b"b", b"c"]
+        );
         assert!(components(b"./").unwrap().is_empty());
         assert!(components(b".").unwrap().is_empty());
-        assert_eq!(components(b"it's a\nname").unwrap(), [b"it's a\nname" as &[u8]]);
+        assert_eq!(
+            components(b"it's a\nname").unwrap(),
+            [b"it's a\nname" as &[u8]]
+        );
         assert_eq!(components(b"/etc/passwd"), Err("has an absolute path"));
         assert_eq!(components(b"a/../../x"), Err("has a `..` component"));
         assert_eq!(components(b".."), Err("has a `..` component"));

@@ -42,11 +42,23 @@ impl Stream {
     }
 
     fn symlink(self, name: &str, target: &str) -> Self {
-        self.member(name.as_bytes(), EntryType::Symlink, 0o777, b"", target.as_bytes())
+        self.member(
+            name.as_bytes(),
+            EntryType::Symlink,
+            0o777,
+            b"",
+            target.as_bytes(),
+        )
     }
 
     fn hard_link(self, name: &str, target: &str) -> Self {
-        self.member(name.as_bytes(), EntryType::Link, 0o644, b"", target.as_bytes())
+        self.member(
+            name.as_bytes(),
+            EntryType::Link,
+            0o644,
+            b"",
+            target.as_bytes(),
+        )
     }
 
     fn end(mut self) -> Vec<u8> {
@@ -80,7 +92,11 @@ fn refusal(result: Result<Unpacked, UnpackError>) -> (Option<String>, String) {
 }
 
 fn mode(path: &Path) -> u32 {
-    std::fs::symlink_metadata(path).expect("meta").permissions().mode() & 0o7777
+    std::fs::symlink_metadata(path)
+        .expect("meta")
+        .permissions()
+        .mode()
+        & 0o7777
 }
 
 #[test]
@@ -105,20 +121,42 @@ fn an_honest_tree_arrives_with_safe_modes() {
     let done = result.expect("honest tree");
     let out = dir.path().join("out");
     assert_eq!(mode(&out.join("bin/sh")), 0o755, "setuid cleared");
-    assert_eq!(mode(&out.join("bin")), 0o755, "setgid and group write cleared");
+    assert_eq!(
+        mode(&out.join("bin")),
+        0o755,
+        "setgid and group write cleared"
+    );
     assert_eq!(mode(&out.join("shared")), 0o644, "other write cleared");
     assert_eq!(mode(&out.join("sticky")), 0o755);
-    assert_eq!(mode(&out.join("locked")), 0o500, "folder modes applied at the end");
-    assert_eq!(mode(&out.join("implicit")), 0o755);
-    assert_eq!(std::fs::read(out.join("implicit/deep/file")).expect("deep"), b"deep");
-    assert_eq!(std::fs::read_link(out.join("bin/up")).expect("link"), Path::new("../shared"));
-    assert_eq!(std::fs::read(out.join("bin/up")).expect("through link"), b"everyone");
     assert_eq!(
-        std::fs::metadata(out.join("again")).expect("hard link").ino(),
+        mode(&out.join("locked")),
+        0o500,
+        "folder modes applied at the end"
+    );
+    assert_eq!(mode(&out.join("implicit")), 0o755);
+    assert_eq!(
+        std::fs::read(out.join("implicit/deep/file")).expect("deep"),
+        b"deep"
+    );
+    assert_eq!(
+        std::fs::read_link(out.join("bin/up")).expect("link"),
+        Path::new("../shared")
+    );
+    assert_eq!(
+        std::fs::read(out.join("bin/up")).expect("through link"),
+        b"everyone"
+    );
+    assert_eq!(
+        std::fs::metadata(out.join("again"))
+            .expect("hard link")
+            .ino(),
         std::fs::metadata(out.join("shared")).expect("file").ino()
     );
     for gone in ["abs", "climb", "fifo", "tty"] {
-        assert!(std::fs::symlink_metadata(out.join(gone)).is_err(), "{gone} left out");
+        assert!(
+            std::fs::symlink_metadata(out.join(gone)).is_err(),
+            "{gone} left out"
+        );
     }
     let left_out: Vec<&str> = done.left_out.iter().map(|(m, _)| m.as_str()).collect();
     assert_eq!(left_out, ["./abs", "./climb", "./fifo", "./tty"]);
@@ -128,7 +166,10 @@ fn an_honest_tree_arrives_with_safe_modes() {
         "modified time kept"
     );
     let me = rustix::process::geteuid().as_raw();
-    assert_eq!(std::fs::metadata(out.join("bin/sh")).expect("meta").uid(), me);
+    assert_eq!(
+        std::fs::metadata(out.join("bin/sh")).expect("meta").uid(),
+        me
+    );
     assert_eq!(done.bytes, 10 + 8 + 4);
 }
 

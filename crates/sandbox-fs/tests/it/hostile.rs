@@ -57,7 +57,12 @@ fn listing(dir: &Path) -> Vec<String> {
     fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
         for entry in std::fs::read_dir(dir).expect("list") {
             let path = entry.expect("entry").path();
-            out.push(path.strip_prefix(base).expect("below").display().to_string());
+            out.push(
+                path.strip_prefix(base)
+                    .expect("below")
+                    .display()
+                    .to_string(),
+            );
             if path.is_dir() && !path.is_symlink() {
                 walk(base, &path, out);
             }
@@ -133,7 +138,10 @@ async fn attacks(via: Via) {
     fs.download_dir("proj", &local, &DirOptions::new())
         .await
         .expect("honest download");
-    let mode = std::fs::metadata(local.join("s")).expect("s").permissions().mode();
+    let mode = std::fs::metadata(local.join("s"))
+        .expect("s")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o7777, 0o755, "no setuid bit on the host");
     assert!(
         std::fs::symlink_metadata(local.join("esc")).is_err(),
@@ -148,7 +156,9 @@ async fn attacks(via: Via) {
     fs.write("/home/sandbox/bin/tar", FAKE_TAR)
         .await
         .expect("fake tar");
-    fs.chmod("/home/sandbox/bin/tar", "755").await.expect("chmod");
+    fs.chmod("/home/sandbox/bin/tar", "755")
+        .await
+        .expect("chmod");
     let before = listing(parent.path());
     let victim = listing(&host_dir);
     let fresh = parent.path().join("fresh");
@@ -209,7 +219,13 @@ async fn attacks(via: Via) {
         .file("b", b"b")
         .file("c", b"c")
         .end();
-    let err = refused(&fs, stream.clone(), &fresh, &DirOptions::new().max_members(2)).await;
+    let err = refused(
+        &fs,
+        stream.clone(),
+        &fresh,
+        &DirOptions::new().max_members(2),
+    )
+    .await;
     assert_refused(&err, Some("c"), "limit of 2 members");
 
     // A stream cut in the middle of a member, and one cut at a member boundary.
@@ -223,8 +239,16 @@ async fn attacks(via: Via) {
     assert_refused(&err, None, "cut short");
 
     // Nothing of any of that reached the host.
-    assert_eq!(listing(parent.path()), before, "no partial tree, no temporary folder");
-    assert_eq!(listing(&local), before_local, "the earlier download is untouched");
+    assert_eq!(
+        listing(parent.path()),
+        before,
+        "no partial tree, no temporary folder"
+    );
+    assert_eq!(
+        listing(&local),
+        before_local,
+        "the earlier download is untouched"
+    );
     assert_eq!(listing(&host_dir), victim, "the host folder is untouched");
     assert_eq!(
         std::fs::read(host_dir.join("keep")).expect("keep"),
@@ -283,7 +307,9 @@ async fn upload_keeps_links_as_links(via: Via) {
         b"host secret"
     );
     assert_eq!(
-        fs.read("followed/up/secret").await.expect("followed folder"),
+        fs.read("followed/up/secret")
+            .await
+            .expect("followed folder"),
         b"host secret"
     );
 }
