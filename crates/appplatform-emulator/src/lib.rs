@@ -10,6 +10,16 @@
 //! historic logs, Bearer-token auth, App Platform's 400/401/404/409 answers and
 //! `ratelimit-*` headers. See `docs/emulator.md`.
 //!
+//! # Features
+//!
+//! | feature | adds |
+//! | --- | --- |
+//! | `bin` (default) | the `appplatform-emulator` and `doctl-standin` binaries (with `sandbox-local`, clap, reqwest, tokio-tungstenite) |
+//! | `test-support` | for other crates' tests: `standin_path` (finds the stand-in, or builds it with cargo), `EmulatorHandle::doctl_config` and `doapi_config` |
+//!
+//! A library user (`default-features = false`) gets the server alone: axum over the
+//! [`Platform`](doctl_driver::Platform) seam, with none of the drivers' crates.
+//!
 //! # Example
 //!
 //! ```
@@ -43,6 +53,7 @@
 pub use error::StartError;
 pub use faults::{ConsoleFault, FaultRequest, Faults, HttpFault};
 pub use server::{Emulator, EmulatorBuilder, EmulatorHandle, RecordedRequest};
+#[cfg(feature = "test-support")]
 pub use standin::standin_path;
 
 #[doc(hidden)]
@@ -54,4 +65,5 @@ mod faults;
 mod handlers;
 mod model;
 mod server;
+#[cfg(feature = "test-support")]
 mod standin;

@@ -14,7 +14,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
-use doctl_driver::{ConsoleTarget, DoApiConfig, DoctlConfig, LogsRequest, Platform, Token};
+use doctl_driver::{ConsoleTarget, LogsRequest, Platform};
+#[cfg(feature = "test-support")]
+use doctl_driver::{DoApiConfig, DoctlConfig, Token};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -247,6 +249,7 @@ impl EmulatorHandle {
     /// # Errors
     ///
     /// When the stand-in binary can be neither found nor built.
+    #[cfg(feature = "test-support")]
     pub fn doctl_config(&self) -> std::io::Result<DoctlConfig> {
         Ok(DoctlConfig::new()
             .with_binary(crate::standin_path()?)
@@ -257,6 +260,7 @@ impl EmulatorHandle {
     /// A `DoApi` configuration that talks to this emulator: its URL and token. Timeouts,
     /// retries and page size are the caller's to add.
     #[must_use]
+    #[cfg(feature = "test-support")]
     pub fn doapi_config(&self) -> DoApiConfig {
         DoApiConfig::new()
             .with_token(Token::new(self.token()))

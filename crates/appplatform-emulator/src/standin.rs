@@ -43,7 +43,15 @@ pub fn standin_path() -> io::Result<PathBuf> {
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
-    command.args(["build", "-p", "appplatform-emulator", "--bin", NAME]);
+    command.args([
+        "build",
+        "-p",
+        "appplatform-emulator",
+        "--features",
+        "bin",
+        "--bin",
+        NAME,
+    ]);
     // Build into the profile folder looked in first (`target/release` or the dev profile).
     if candidates
         .first()

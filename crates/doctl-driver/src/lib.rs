@@ -46,15 +46,30 @@
 //!
 //! Dropping a future of a [`Doctl`] call kills its doctl process group. Dropping a console or a
 //! log stream kills the doctl behind it. [`Console::recv`] is cancel-safe.
+//!
+//! # Features
+//!
+//! | feature | adds | pulls in |
+//! | --- | --- | --- |
+//! | `doctl` (default) | `Doctl`, `DoctlConfig` | tokio, rustix, pty-process, regex |
+//! | `api` (default) | `DoApi`, `DoApiConfig` | tokio, reqwest, rustls, tokio-tungstenite |
+//!
+//! With `default-features = false` the crate is the seam alone: [`Platform`], [`Console`], the
+//! types, [`Error`] and [`wire`], on serde, time and async-trait. Crates that only implement
+//! the seam (`sandbox-local`, the emulator) depend on it that way.
 
+#[cfg(feature = "api")]
 pub use api::{DoApi, DoApiConfig};
+#[cfg(feature = "doctl")]
 pub use doctl::{DOCTL_ENV, Doctl, DoctlConfig, TOKEN_ENV};
 pub use error::{Error, RateLimits, Result};
 pub use platform::{Console, ConsoleTarget, LogKind, LogStream, LogsRequest, Platform, TermSize};
 pub use token::Token;
 pub use types::{App, AppStatus, Deployment, DeploymentPhase, Instance, Progress, ProgressStep};
 
+#[cfg(feature = "api")]
 mod api;
+#[cfg(feature = "doctl")]
 mod doctl;
 mod error;
 mod platform;

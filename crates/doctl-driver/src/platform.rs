@@ -12,7 +12,7 @@ use crate::types::{App, Deployment, Instance};
 
 /// App Platform, or something that behaves like it.
 ///
-/// Implemented by [`Doctl`](crate::Doctl) (the doctl binary), `DoApi` (the REST API and exec
+/// Implemented by `Doctl` (the doctl binary), `DoApi` (the REST API and exec
 /// WebSocket) and `sandbox_local::LocalPlatform` (namespace-isolated sandboxes on this machine).
 /// Object-safe: upper layers hold an `Arc<dyn Platform>`.
 #[async_trait]
