@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite on a fresh machine: system packages, fmt, clippy, tests.
+# Runs the whole test suite on a fresh machine: system packages, fmt, clippy, docs,
+# packaging, tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,4 +20,9 @@ fi
 export CARGO_TERM_COLOR=never
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
+# Every library layer can be published on its own (the test crate is publish = false).
+cargo package --workspace --no-verify --quiet
+# Tests that need local sandboxes fail here instead of skipping.
+export SANDBOX_REQUIRE_LOCAL=1
 cargo test --workspace --all-features --no-fail-fast
