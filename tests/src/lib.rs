@@ -10,7 +10,7 @@ use std::time::Duration;
 use appplatform_emulator::{Emulator, EmulatorHandle};
 use appspec::{AppSpec, ComponentType, ImageKind, SandboxTemplate};
 use doctl_driver::{App, Console, ConsoleTarget, DoApi, Doctl, Platform, Token};
-use sandbox_local::{LocalConfig, LocalPlatform};
+use sandbox_local::LocalPlatform;
 
 /// Every wait in these tests ends by this deadline.
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -40,26 +40,14 @@ pub struct Bench {
     _state: tempfile::TempDir,
 }
 
-/// Why local sandboxes cannot run here, if they cannot.
-#[must_use]
-pub fn skip_reason() -> Option<String> {
-    let dir = tempfile::tempdir().ok()?;
-    match LocalPlatform::new(LocalConfig::new(dir.path())) {
-        Ok(platform) => platform.check_host().err().map(|e| e.to_string()),
-        Err(err) => Some(err.to_string()),
-    }
-}
+pub use sandbox_testkit::skip_reason;
 
 impl Bench {
     /// Starts an emulator and a driver; `None` (with the reason printed) when sandboxes
     /// cannot run on this machine.
     pub async fn start(driver: Driver) -> Option<Bench> {
-        if let Some(reason) = skip_reason() {
-            eprintln!("skipping: local sandboxes cannot run here: {reason}");
-            return None;
-        }
         let state = tempfile::tempdir().expect("temp dir");
-        let backend = LocalPlatform::new(LocalConfig::new(state.path())).expect("local platform");
+        let backend = sandbox_testkit::local_platform(state.path())?;
         let emulator = Emulator::builder()
             .backend(Arc::new(backend.clone()))
             .pace(Duration::ZERO)

@@ -50,11 +50,7 @@ impl TestContext {
             .prefix("sbx-cli-")
             .tempdir()
             .expect("temp dir");
-        let state = root.path().join("local");
-        let platform =
-            sandbox_local::LocalPlatform::new(sandbox_local::LocalConfig::new(&state)).ok()?;
-        if let Err(e) = platform.check_host() {
-            eprintln!("skipping: local sandboxes cannot run here: {e}");
+        if sandbox_testkit::skip_reason().is_some() {
             return None;
         }
         Some(Self::with_root(root))

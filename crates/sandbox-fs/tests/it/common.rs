@@ -1,51 +1,19 @@
 //! Test setup: sandboxes on the local provider and through the emulator, and an
 //! S3-compatible server (s3s-fs) on loopback.
 
-use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
 use appspec::{ComponentType, ImageKind, TemplateDefaults};
-use doctl_driver::{DoApi, Doctl, Platform};
 use sandbox_core::Sandbox;
 
-/// A sandbox and what must outlive it; deletes the sandbox on drop.
+/// A sandbox and what must outlive it (the platform; dropping it deletes every sandbox).
 pub struct Target {
     pub sandbox: Sandbox,
-    _guard: Box<dyn Any + Send + Sync>,
+    _guard: sandbox_testkit::Target,
 }
 
-impl Drop for Target {
-    fn drop(&mut self) {
-        let sandbox = self.sandbox.clone();
-        // Best effort: the platform (and its state folder) goes away with the guard anyway.
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            let _ = std::thread::spawn(move || {
-                handle.block_on(async move {
-                    let _ = tokio::time::timeout(Duration::from_secs(30), sandbox.delete()).await;
-                })
-            })
-            .join();
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-pub enum Via {
-    Local,
-    Doctl,
-    Api,
-}
-
-fn local_platform(dir: &std::path::Path) -> Option<sandbox_local::LocalPlatform> {
-    let platform = sandbox_local::LocalPlatform::new(sandbox_local::LocalConfig::new(dir))
-        .expect("local platform");
-    if let Err(e) = platform.check_host() {
-        eprintln!("local sandboxes cannot run here: {e}");
-        return None;
-    }
-    Some(platform)
-}
+pub use sandbox_testkit::Via;
 
 /// A fresh python worker sandbox reached the given way, or `None` (with a printed reason)
 /// where the kernel cannot run local sandboxes.
@@ -55,36 +23,7 @@ pub async fn sandbox(via: Via) -> Option<Target> {
 
 /// [`sandbox`] with these variables in the sandbox's environment.
 pub async fn sandbox_with_env(via: Via, env: &[(&str, &str)]) -> Option<Target> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let backend = local_platform(dir.path())?;
-    let (platform, guard): (Arc<dyn Platform>, Box<dyn Any + Send + Sync>) = match via {
-        Via::Local => (Arc::new(backend), Box::new(dir)),
-        Via::Doctl | Via::Api => {
-            let emulator = appplatform_emulator::Emulator::builder()
-                .backend(Arc::new(backend))
-                .pace(Duration::ZERO)
-                .start()
-                .await
-                .expect("emulator");
-            let platform: Arc<dyn Platform> = match via {
-                Via::Doctl => Arc::new(Doctl::new(
-                    emulator
-                        .doctl_config()
-                        .expect("doctl stand-in")
-                        .with_command_timeout(Duration::from_secs(60)),
-                )),
-                _ => Arc::new(
-                    DoApi::new(
-                        emulator
-                            .doapi_config()
-                            .with_request_timeout(Duration::from_secs(60)),
-                    )
-                    .expect("DoApi"),
-                ),
-            };
-            (platform, Box::new((emulator, dir)))
-        }
-    };
+    let guard = sandbox_testkit::target(via).await?;
     let name = format!("fs-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     let mut builder = Sandbox::builder();
     for (key, value) in env {
@@ -96,7 +35,7 @@ pub async fn sandbox_with_env(via: Via, env: &[(&str, &str)]) -> Option<Target> 
         .name(name)
         .defaults(TemplateDefaults::default())
         .timeout(Duration::from_secs(120))
-        .platform(platform)
+        .platform(Arc::clone(&guard.platform))
         .create()
         .await
         .expect("create sandbox");

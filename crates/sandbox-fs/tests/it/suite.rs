@@ -451,18 +451,7 @@ async fn failed_write_keeps_the_old_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_consoles_never_duplicate_data() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let Some(backend) = ({
-        let platform =
-            sandbox_local::LocalPlatform::new(sandbox_local::LocalConfig::new(dir.path()))
-                .expect("local platform");
-        match platform.check_host() {
-            Ok(()) => Some(platform),
-            Err(e) => {
-                eprintln!("local sandboxes cannot run here: {e}");
-                None
-            }
-        }
-    }) else {
+    let Some(backend) = sandbox_testkit::local_platform(dir.path()) else {
         return;
     };
     let hostile = Arc::new(sandbox_core::testing::HostilePlatform::new(Arc::new(

@@ -11,19 +11,12 @@ use sandbox_local::{LocalConfig, LocalPlatform};
 
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
-/// Why these tests cannot run here, if they cannot.
-pub fn skip_reason() -> Option<String> {
-    let dir = tempfile::tempdir().ok()?;
-    let platform = LocalPlatform::new(LocalConfig::new(dir.path())).ok()?;
-    platform.check_host().err().map(|e| e.to_string())
-}
-
-/// Skips the test (returns from it) with a printed reason when sandboxes cannot run here.
+/// Skips the test (returns from it) with a printed reason when sandboxes cannot run here, or
+/// fails it under `SANDBOX_REQUIRE_LOCAL=1`.
 #[macro_export]
 macro_rules! require_sandboxes {
     () => {
-        if let Some(reason) = common::skip_reason() {
-            eprintln!("skipping: {reason}");
+        if sandbox_testkit::skip_reason().is_some() {
             return;
         }
     };
