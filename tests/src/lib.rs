@@ -98,25 +98,7 @@ impl Bench {
 impl Drop for Bench {
     fn drop(&mut self) {
         self.emulator.shutdown();
-        let backend = self.backend.clone();
-        // Delete on a thread with its own runtime: drop may run inside a runtime.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                let _ = tokio::time::timeout(Duration::from_secs(60), async {
-                    for app in backend.list_apps().await.unwrap_or_default() {
-                        let _ = backend.delete_app(&app.id).await;
-                    }
-                })
-                .await;
-            });
-        })
-        .join();
+        sandbox_testkit::delete_all(&self.backend);
     }
 }
 

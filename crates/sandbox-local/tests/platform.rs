@@ -150,10 +150,7 @@ async fn another_platform_finds_and_enters_the_sandbox() {
         .expect("found");
     assert_eq!(app.id, sandbox.id());
     assert!(app.status().is_active());
-    let second = common::Sandbox {
-        platform: other,
-        app,
-    };
+    let second = common::Sandbox::adopt(other, app);
     assert_eq!(second.run("cat shared.txt").await, "from-first\n");
     std::mem::forget(second); // the first handle deletes it
 }
@@ -502,10 +499,7 @@ async fn sandbox_outlives_the_process_that_created_it() {
         .trim()
         .to_owned();
     let app = env.platform.get_app(&id).await.expect("get");
-    let sandbox = common::Sandbox {
-        platform: env.platform.clone(),
-        app,
-    };
+    let sandbox = common::Sandbox::adopt(env.platform.clone(), app);
     assert!(
         sandbox.app.status().is_active(),
         "{:?}",

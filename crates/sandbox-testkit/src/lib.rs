@@ -214,8 +214,9 @@ impl Drop for DeleteOnDrop {
     }
 }
 
-/// Deletes every app of a local provider, for at most a minute.
-fn delete_all(backend: &LocalPlatform) {
+/// Deletes every app of a local provider, for at most a minute (from any context: a
+/// runtime's thread, a drop, or no runtime at all).
+pub fn delete_all(backend: &LocalPlatform) {
     let backend = backend.clone();
     on_own_runtime(async move {
         for app in backend.list_apps().await.unwrap_or_default() {

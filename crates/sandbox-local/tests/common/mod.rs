@@ -50,10 +50,7 @@ impl Env {
             .await
             .expect("create within a minute")
             .expect("create");
-        Sandbox {
-            platform: self.platform.clone(),
-            app,
-        }
+        Sandbox::adopt(self.platform.clone(), app)
     }
 }
 
@@ -65,13 +62,26 @@ pub fn spec(image: ImageKind, component: ComponentType) -> AppSpec {
         .expect("template")
 }
 
-/// A sandbox deleted when dropped.
+/// A sandbox deleted when dropped (also after a failed assertion).
 pub struct Sandbox {
     pub platform: LocalPlatform,
     pub app: App,
+    _guard: sandbox_testkit::DeleteOnDrop,
 }
 
 impl Sandbox {
+    /// Takes charge of an app made elsewhere: it is deleted when this is dropped.
+    pub fn adopt(platform: LocalPlatform, app: App) -> Sandbox {
+        Sandbox {
+            _guard: sandbox_testkit::DeleteOnDrop::new(
+                std::sync::Arc::new(platform.clone()),
+                app.id.clone(),
+            ),
+            platform,
+            app,
+        }
+    }
+
     pub fn id(&self) -> &str {
         &self.app.id
     }
@@ -96,25 +106,6 @@ impl Sandbox {
         let out = term.run(command).await;
         term.console.close().await.expect("close");
         out
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let platform = self.platform.clone();
-        let id = self.app.id.clone();
-        // Delete on a separate thread with its own runtime: drop may run inside a runtime.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            if let Ok(rt) = rt {
-                let _ = rt.block_on(async {
-                    tokio::time::timeout(Duration::from_secs(30), platform.delete_app(&id)).await
-                });
-            }
-        })
-        .join();
     }
 }
 
