@@ -11,8 +11,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -21,6 +19,7 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, SinkExt, StreamExt};
 use serde_json::{Value, json};
 
+use super::ws::{self, Message, WebSocket, WebSocketError, WebSocketUpgrade};
 use super::{find_app, ok_json};
 use crate::error::ApiError;
 use crate::faults::ConsoleFault;
@@ -103,7 +102,7 @@ fn forbidden() -> Response {
 pub(crate) async fn websocket(
     State(state): State<Shared>,
     Query(query): Query<HashMap<String, String>>,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Result<WebSocketUpgrade, WebSocketError>,
 ) -> Response {
     if state.faults.take_refused_upgrade() {
         return forbidden();
@@ -132,14 +131,7 @@ async fn session(state: Shared, target: ConsoleTarget, fault: ConsoleFault, mut 
         Err(err) => {
             tracing::warn!(%err, "cannot open console");
             let _ = socket
-                .send(Message::Close(Some(CloseFrame {
-                    code: 1011,
-                    reason: format!("cannot open console: {err}")
-                        .chars()
-                        .take(100)
-                        .collect::<String>()
-                        .into(),
-                })))
+                .send(ws::close(1011, &format!("cannot open console: {err}")))
                 .await;
             return;
         }
@@ -322,7 +314,7 @@ async fn pump(state: Shared, console: Arc<dyn Console>, fault: ConsoleFault, soc
                 if !text.is_empty() {
                     let frame = serde_json::to_string(&DataFrame { data: &text })
                         .unwrap_or_default();
-                    if sink.send(Message::Text(frame.into())).await.is_err() {
+                    if sink.send(Message::text(frame)).await.is_err() {
                         break End::Gone;
                     }
                 }
@@ -380,16 +372,11 @@ async fn pump(state: Shared, console: Arc<dyn Console>, fault: ConsoleFault, soc
     match end {
         End::Close(code, reason) => {
             tracing::debug!(code, "closing console session");
-            let _ = sink
-                .send(Message::Close(Some(CloseFrame {
-                    code,
-                    reason: reason.into(),
-                })))
-                .await;
+            let _ = sink.send(ws::close(code, &reason)).await;
             // Give the client a moment to answer the close; then the connection ends.
             let _ = tokio::time::timeout(Duration::from_secs(2), async {
                 while let Some(Ok(msg)) = stream.next().await {
-                    if matches!(msg, Message::Close(_)) {
+                    if msg.is_close() {
                         break;
                     }
                 }
@@ -419,13 +406,12 @@ fn console_end(out: doctl_driver::Result<Option<Vec<u8>>>, fault: &ConsoleFault)
 /// Handles one message from the client; `Some` ends the session.
 fn client_message(
     pending: &mut Pending,
-    message: Option<Result<Message, axum::Error>>,
+    message: Option<Result<Message, WebSocketError>>,
 ) -> Option<End> {
     match message {
-        Some(Ok(Message::Text(text))) => client_frame(pending, text.as_bytes()),
-        Some(Ok(Message::Binary(bytes))) => client_frame(pending, &bytes),
-        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => Some(End::Gone),
-        Some(Ok(_)) => None,
+        Some(Ok(message)) if message.is_close() => Some(End::Gone),
+        Some(Ok(message)) => ws::data(&message).and_then(|payload| client_frame(pending, payload)),
+        None | Some(Err(_)) => Some(End::Gone),
     }
 }
 

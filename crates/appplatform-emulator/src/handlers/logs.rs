@@ -7,8 +7,6 @@
 
 use std::collections::HashMap;
 
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +15,7 @@ use futures::{SinkExt, StreamExt};
 use serde_json::json;
 use time::OffsetDateTime;
 
+use super::ws::{self, Message, WebSocket, WebSocketError, WebSocketUpgrade};
 use super::{find_app, ok_json, resolve};
 use crate::error::ApiError;
 use crate::model::{components_of, rfc3339};
@@ -156,7 +155,7 @@ fn prefixed(label: &str, line: &str) -> String {
 pub(crate) async fn live(
     State(state): State<Shared>,
     Query(query): Q,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Result<WebSocketUpgrade, WebSocketError>,
 ) -> Response {
     let ticket = query
         .get("token")
@@ -181,7 +180,7 @@ async fn stream_logs(state: Shared, request: LogsRequest, label: String, socket:
                 line = lines.next() => match line {
                     Some(Ok(line)) => {
                         let frame = json!({"data": format!("{}\n", prefixed(&label, &line))}).to_string();
-                        if sink.send(Message::Text(frame.into())).await.is_err() {
+                        if sink.send(Message::text(frame)).await.is_err() {
                             return;
                         }
                     }
@@ -189,23 +188,17 @@ async fn stream_logs(state: Shared, request: LogsRequest, label: String, socket:
                     None => break (1000, String::new()),
                 },
                 msg = incoming.next() => match msg {
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                    Some(Ok(_)) => {}
+                    Some(Ok(msg)) if !msg.is_close() => {}
+                    _ => return,
                 },
                 () = &mut stopped => break (1001, "emulator shutting down".to_owned()),
             }
         },
     };
-    let reason: String = reason.chars().take(100).collect();
-    let _ = sink
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        })))
-        .await;
+    let _ = sink.send(ws::close(code, &reason)).await;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
         while let Some(Ok(msg)) = incoming.next().await {
-            if matches!(msg, Message::Close(_)) {
+            if msg.is_close() {
                 break;
             }
         }

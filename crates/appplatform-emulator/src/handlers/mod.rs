@@ -5,6 +5,7 @@ pub(crate) mod apps;
 pub(crate) mod deployments;
 pub(crate) mod exec;
 pub(crate) mod logs;
+mod ws;
 
 use axum::Router;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
