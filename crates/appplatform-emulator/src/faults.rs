@@ -46,6 +46,10 @@ pub struct ConsoleFault {
     /// End the session with this close code instead of 1000 when the shell exits.
     #[serde(default)]
     pub close_code: Option<u16>,
+    /// Forward nothing more, either way, once this many output bytes were sent, and keep the
+    /// connection open (no close, no bytes) until the client leaves: a half-open console.
+    #[serde(default)]
+    pub stall_after_bytes: Option<u64>,
 }
 
 mod opt_millis {
@@ -139,6 +143,18 @@ impl Faults {
         self.console(
             ConsoleFault {
                 drop_after_bytes: Some(bytes),
+                ..ConsoleFault::default()
+            },
+            Some(1),
+        )
+    }
+
+    /// The next console (one session) stalls after `bytes` output bytes: the connection stays
+    /// open and nothing more is forwarded either way.
+    pub fn stall_console_after_bytes(&self, bytes: u64) -> &Self {
+        self.console(
+            ConsoleFault {
+                stall_after_bytes: Some(bytes),
                 ..ConsoleFault::default()
             },
             Some(1),

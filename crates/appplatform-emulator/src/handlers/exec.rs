@@ -157,6 +157,8 @@ enum End {
     Drop,
     /// The client went away or closed.
     Gone,
+    /// Keep the connection open and forward nothing until the client leaves.
+    Stall,
 }
 
 impl End {
@@ -165,7 +167,7 @@ impl End {
         match self {
             End::Gone => true,
             End::Close(code, _) => *code == 1003,
-            End::Drop => false,
+            End::Drop | End::Stall => false,
         }
     }
 }
@@ -298,12 +300,16 @@ async fn pump(state: Shared, console: Arc<dyn Console>, fault: ConsoleFault, soc
                         None => break,
                     }
                 }
-                let mut drop_now = false;
-                if let Some(limit) = fault.drop_after_bytes {
+                let mut cut = None;
+                for (limit, end) in [
+                    (fault.drop_after_bytes, End::Drop),
+                    (fault.stall_after_bytes, End::Stall),
+                ] {
+                    let Some(limit) = limit else { continue };
                     let left = limit.saturating_sub(sent);
-                    if (bytes.len() as u64) >= left {
+                    if (bytes.len() as u64) >= left && cut.is_none() {
                         bytes.truncate(usize::try_from(left).unwrap_or(usize::MAX));
-                        drop_now = true;
+                        cut = Some(end);
                     }
                 }
                 sent += bytes.len() as u64;
@@ -318,8 +324,8 @@ async fn pump(state: Shared, console: Arc<dyn Console>, fault: ConsoleFault, soc
                         break End::Gone;
                     }
                 }
-                if drop_now {
-                    break End::Drop;
+                if let Some(end) = cut {
+                    break end;
                 }
                 if let Some(end) = then {
                     break end;
@@ -387,6 +393,18 @@ async fn pump(state: Shared, console: Arc<dyn Console>, fault: ConsoleFault, soc
             tracing::debug!("dropping console connection without a close frame");
             drop(sink);
             drop(stream);
+        }
+        End::Stall => {
+            tracing::debug!("console stalled: holding the connection open, forwarding nothing");
+            loop {
+                tokio::select! {
+                    message = stream.next() => match message {
+                        Some(Ok(message)) if !message.is_close() => {}
+                        _ => break,
+                    },
+                    () = &mut stopped => break,
+                }
+            }
         }
         End::Gone => {}
     }

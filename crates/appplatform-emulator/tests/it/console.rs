@@ -160,6 +160,34 @@ async fn drop_after_bytes_ends_without_a_close_frame() {
 }
 
 #[tokio::test]
+async fn stall_after_bytes_keeps_the_connection_open_and_silent() {
+    let backend = FakePlatform::new().with_ids(&[W]);
+    let emulator = start_with_worker(&backend).await;
+    emulator.faults().stall_console_after_bytes(10);
+    let mut ws = connect(&emulator).await;
+    let mut text = String::new();
+    while text.len() < 10 {
+        match tokio::time::timeout(Duration::from_secs(20), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                text.push_str(v["data"].as_str().unwrap());
+            }
+            other => panic!("expected output, got {other:?}"),
+        }
+    }
+    assert_eq!(text, &PROMPT[..10]);
+    // Input is not forwarded either: the shell would echo it.
+    type_text(&mut ws, "exit\r").await;
+    let silent = tokio::time::timeout(Duration::from_millis(500), ws.next()).await;
+    assert!(
+        silent.is_err(),
+        "a stalled console sends nothing: {silent:?}"
+    );
+    // The client can still leave cleanly.
+    ws.close(None).await.expect("close");
+}
+
+#[tokio::test]
 async fn drop_after_time_and_custom_close_code() {
     let backend = FakePlatform::new().with_ids(&[W]);
     let emulator = start_with_worker(&backend).await;
