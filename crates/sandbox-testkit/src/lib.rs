@@ -1,6 +1,7 @@
 //! Test support shared by the workspace's tests: whether local sandboxes can run on this
 //! machine, a [`Platform`] reached directly or through the App Platform emulator with either
-//! driver, and apps deleted when their guard drops. Never shipped (`publish = false`).
+//! driver, apps deleted when their guard drops, and crafted tar streams ([`CraftedTar`]).
+//! Never shipped (`publish = false`).
 //!
 //! Where the kernel cannot run local sandboxes, tests skip with a printed reason, unless
 //! `SANDBOX_REQUIRE_LOCAL=1` (CI sets it): then they fail, so a suite can never pass by
@@ -240,4 +241,103 @@ fn on_own_runtime(work: impl std::future::Future<Output = ()> + Send + 'static) 
         });
     })
     .join();
+}
+
+/// A tar stream built header by header, with any name bytes at all: what an honest `tar -c`
+/// never writes and a hostile sandbox can (absolute names, `..`, links anywhere, devices).
+/// Every member has the modified time 1,600,000,000 (2020-09-13).
+#[derive(Debug, Clone, Default)]
+pub struct CraftedTar(Vec<u8>);
+
+impl CraftedTar {
+    /// The modified time of every member.
+    pub const MTIME: u64 = 1_600_000_000;
+
+    /// An empty stream.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Any member: a GNU header with these name and link bytes (at most 100 each), then the
+    /// data padded to 512 bytes.
+    ///
+    /// # Panics
+    ///
+    /// When a name or link is longer than 100 bytes.
+    #[must_use]
+    pub fn member(
+        mut self,
+        name: &[u8],
+        kind: tar::EntryType,
+        mode: u32,
+        data: &[u8],
+        link: &[u8],
+    ) -> Self {
+        let mut header = tar::Header::new_gnu();
+        {
+            let gnu = header.as_gnu_mut().expect("a GNU header");
+            gnu.name[..name.len()].copy_from_slice(name);
+            gnu.linkname[..link.len()].copy_from_slice(link);
+        }
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_size(data.len() as u64);
+        header.set_mtime(Self::MTIME);
+        header.set_cksum();
+        self.0.extend_from_slice(header.as_bytes());
+        self.0.extend_from_slice(data);
+        self.0
+            .extend(std::iter::repeat_n(0u8, (512 - data.len() % 512) % 512));
+        self
+    }
+
+    /// A folder.
+    #[must_use]
+    pub fn dir(self, name: &str, mode: u32) -> Self {
+        self.member(name.as_bytes(), tar::EntryType::Directory, mode, b"", b"")
+    }
+
+    /// A regular file.
+    #[must_use]
+    pub fn file(self, name: &str, mode: u32, data: &[u8]) -> Self {
+        self.member(name.as_bytes(), tar::EntryType::Regular, mode, data, b"")
+    }
+
+    /// A symlink to `target`.
+    #[must_use]
+    pub fn symlink(self, name: &str, target: &str) -> Self {
+        self.member(
+            name.as_bytes(),
+            tar::EntryType::Symlink,
+            0o777,
+            b"",
+            target.as_bytes(),
+        )
+    }
+
+    /// A hard link to `target`.
+    #[must_use]
+    pub fn hard_link(self, name: &str, target: &str) -> Self {
+        self.member(
+            name.as_bytes(),
+            tar::EntryType::Link,
+            0o644,
+            b"",
+            target.as_bytes(),
+        )
+    }
+
+    /// The stream so far, without the end-of-archive blocks (a stream cut short).
+    #[must_use]
+    pub fn unfinished(self) -> Vec<u8> {
+        self.0
+    }
+
+    /// The stream with its end-of-archive blocks (two zero blocks).
+    #[must_use]
+    pub fn end(mut self) -> Vec<u8> {
+        self.0.extend(std::iter::repeat_n(0u8, 1024));
+        self.0
+    }
 }

@@ -9,63 +9,7 @@ use tar::EntryType;
 use super::place::{ExistingDir, Staging, check};
 use super::*;
 
-/// A tar stream built header by header, with any name bytes at all.
-#[derive(Default)]
-struct Stream(Vec<u8>);
-
-impl Stream {
-    fn member(mut self, name: &[u8], kind: EntryType, mode: u32, data: &[u8], link: &[u8]) -> Self {
-        let mut header = tar::Header::new_gnu();
-        {
-            let gnu = header.as_gnu_mut().expect("gnu header");
-            gnu.name[..name.len()].copy_from_slice(name);
-            gnu.linkname[..link.len()].copy_from_slice(link);
-        }
-        header.set_entry_type(kind);
-        header.set_mode(mode);
-        header.set_size(data.len() as u64);
-        header.set_mtime(1_600_000_000);
-        header.set_cksum();
-        self.0.extend_from_slice(header.as_bytes());
-        self.0.extend_from_slice(data);
-        let pad = (512 - data.len() % 512) % 512;
-        self.0.extend(std::iter::repeat_n(0u8, pad));
-        self
-    }
-
-    fn dir(self, name: &str, mode: u32) -> Self {
-        self.member(name.as_bytes(), EntryType::Directory, mode, b"", b"")
-    }
-
-    fn file(self, name: &str, mode: u32, data: &[u8]) -> Self {
-        self.member(name.as_bytes(), EntryType::Regular, mode, data, b"")
-    }
-
-    fn symlink(self, name: &str, target: &str) -> Self {
-        self.member(
-            name.as_bytes(),
-            EntryType::Symlink,
-            0o777,
-            b"",
-            target.as_bytes(),
-        )
-    }
-
-    fn hard_link(self, name: &str, target: &str) -> Self {
-        self.member(
-            name.as_bytes(),
-            EntryType::Link,
-            0o644,
-            b"",
-            target.as_bytes(),
-        )
-    }
-
-    fn end(mut self) -> Vec<u8> {
-        self.0.extend(std::iter::repeat_n(0u8, 1024));
-        self.0
-    }
-}
+type Stream = sandbox_testkit::CraftedTar;
 
 const LIMITS: Limits = Limits {
     max_bytes: 1 << 20,
@@ -101,7 +45,7 @@ fn mode(path: &Path) -> u32 {
 
 #[test]
 fn an_honest_tree_arrives_with_safe_modes() {
-    let bytes = Stream::default()
+    let bytes = Stream::new()
         .dir("./", 0o755)
         .dir("./bin/", 0o2775)
         .file("./bin/sh", 0o4755, b"#!/bin/sh\n")
@@ -162,7 +106,7 @@ fn an_honest_tree_arrives_with_safe_modes() {
     assert_eq!(left_out, ["./abs", "./climb", "./fifo", "./tty"]);
     assert_eq!(
         std::fs::metadata(out.join("shared")).expect("meta").mtime(),
-        1_600_000_000,
+        Stream::MTIME as i64,
         "modified time kept"
     );
     let me = rustix::process::geteuid().as_raw();
@@ -175,7 +119,7 @@ fn an_honest_tree_arrives_with_safe_modes() {
 
 #[test]
 fn shared_write_bits_are_kept_when_asked() {
-    let bytes = Stream::default().file("f", 0o4666, b"x").end();
+    let bytes = Stream::new().file("f", 0o4666, b"x").end();
     let limits = Limits {
         keep_write: true,
         ..LIMITS
@@ -189,7 +133,7 @@ fn shared_write_bits_are_kept_when_asked() {
 fn a_member_beneath_a_planted_symlink_is_refused_and_nothing_is_written_outside() {
     let host = tempfile::tempdir().expect("host dir");
     let target = host.path().to_str().expect("utf-8").to_owned();
-    let bytes = Stream::default()
+    let bytes = Stream::new()
         .symlink("esc", &target)
         .file("esc/file", 0o644, b"pwned")
         .end();
@@ -200,7 +144,7 @@ fn a_member_beneath_a_planted_symlink_is_refused_and_nothing_is_written_outside(
     assert_eq!(std::fs::read_dir(host.path()).expect("list").count(), 0);
 
     // A link that stays inside may be kept, but nothing goes beneath it either.
-    let bytes = Stream::default()
+    let bytes = Stream::new()
         .dir("sub", 0o755)
         .symlink("in", "sub")
         .file("in/file", 0o644, b"x")
@@ -217,7 +161,7 @@ fn paths_that_leave_the_tree_are_refused() {
         (b"../x", "has a `..` component"),
         (b"a/../../x", "has a `..` component"),
     ] {
-        let bytes = Stream::default()
+        let bytes = Stream::new()
             .member(name, EntryType::Regular, 0o644, b"x", b"")
             .end();
         let (dir, result) = extract(&bytes, &LIMITS);
@@ -236,7 +180,7 @@ fn hard_links_must_name_a_file_of_the_stream() {
         ("missing", "not a file extracted earlier"),
         ("dir", "not a file extracted earlier"),
     ] {
-        let bytes = Stream::default()
+        let bytes = Stream::new()
             .dir("dir", 0o755)
             .hard_link("link", target)
             .end();
@@ -249,7 +193,7 @@ fn hard_links_must_name_a_file_of_the_stream() {
 
 #[test]
 fn limits_stop_the_stream() {
-    let bytes = Stream::default()
+    let bytes = Stream::new()
         .file("a", 0o644, &[1; 600])
         .file("b", 0o644, &[2; 600])
         .end();
@@ -274,7 +218,7 @@ fn limits_stop_the_stream() {
 
 #[test]
 fn a_stream_cut_short_is_refused() {
-    let whole = Stream::default()
+    let whole = Stream::new()
         .file("a", 0o644, &[7; 2000])
         .file("b", 0o644, b"b")
         .end();
@@ -295,16 +239,13 @@ fn a_stream_cut_short_is_refused() {
 
 #[test]
 fn a_folder_is_never_replaced_by_a_file() {
-    let bytes = Stream::default()
-        .dir("d", 0o755)
-        .file("d", 0o644, b"x")
-        .end();
+    let bytes = Stream::new().dir("d", 0o755).file("d", 0o644, b"x").end();
     let (_dir, result) = extract(&bytes, &LIMITS);
     let (member, rule) = refusal(result);
     assert_eq!(member.as_deref(), Some("d"));
     assert!(rule.contains("replace a folder"), "{rule}");
     // A later file of the same name replaces the earlier one, as with tar -x.
-    let bytes = Stream::default()
+    let bytes = Stream::new()
         .file("f", 0o644, b"old")
         .file("f", 0o644, b"new")
         .end();
@@ -315,7 +256,7 @@ fn a_folder_is_never_replaced_by_a_file() {
 
 #[test]
 fn control_characters_in_names_are_escaped_in_errors() {
-    let bytes = Stream::default()
+    let bytes = Stream::new()
         .member(b"/\x1b[2Jx", EntryType::Regular, 0o644, b"", b"")
         .end();
     let (_dir, result) = extract(&bytes, &LIMITS);
@@ -343,7 +284,7 @@ fn names(dir: &Path) -> Vec<String> {
 fn placing_refuses_merges_and_replaces() {
     let parent = tempfile::tempdir().expect("temp");
     let local = parent.path().join("copy");
-    let first = Stream::default()
+    let first = Stream::new()
         .dir("./", 0o755)
         .file("./a", 0o644, b"a1")
         .dir("./d", 0o755)
@@ -352,7 +293,7 @@ fn placing_refuses_merges_and_replaces() {
     staged(&local, &first, ExistingDir::Refuse).expect("fresh");
     assert_eq!(names(parent.path()), ["copy"], "no temporary folder left");
 
-    let second = Stream::default()
+    let second = Stream::new()
         .dir("./", 0o755)
         .file("./a", 0o644, b"a2")
         .file("./d/y", 0o644, b"y2")
@@ -379,7 +320,7 @@ fn a_merge_never_writes_through_a_local_symlink() {
     std::fs::create_dir(&local).expect("local");
     std::fs::write(local.join("keep"), b"mine").expect("keep");
     std::os::unix::fs::symlink(host.path(), local.join("esc")).expect("planted link");
-    let bytes = Stream::default()
+    let bytes = Stream::new()
         .file("./new", 0o644, b"n")
         .file("./esc/file", 0o644, b"pwned")
         .end();

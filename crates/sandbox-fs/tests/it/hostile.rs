@@ -19,36 +19,21 @@ fi
 exec /usr/bin/tar "$@"
 "#;
 
-/// A tar stream built header by header, with any name bytes at all.
+/// Crafted streams; every file here has mode 0644.
 #[derive(Default)]
-struct Stream(Vec<u8>);
+struct Stream(sandbox_testkit::CraftedTar);
 
 impl Stream {
-    fn member(mut self, name: &[u8], kind: EntryType, mode: u32, data: &[u8], link: &[u8]) -> Self {
-        let mut header = tar::Header::new_gnu();
-        {
-            let gnu = header.as_gnu_mut().expect("gnu header");
-            gnu.name[..name.len()].copy_from_slice(name);
-            gnu.linkname[..link.len()].copy_from_slice(link);
-        }
-        header.set_entry_type(kind);
-        header.set_mode(mode);
-        header.set_size(data.len() as u64);
-        header.set_cksum();
-        self.0.extend_from_slice(header.as_bytes());
-        self.0.extend_from_slice(data);
-        self.0
-            .extend(std::iter::repeat_n(0u8, (512 - data.len() % 512) % 512));
-        self
+    fn member(self, name: &[u8], kind: EntryType, mode: u32, data: &[u8], link: &[u8]) -> Self {
+        Stream(self.0.member(name, kind, mode, data, link))
     }
 
     fn file(self, name: &str, data: &[u8]) -> Self {
-        self.member(name.as_bytes(), EntryType::Regular, 0o644, data, b"")
+        Stream(self.0.file(name, 0o644, data))
     }
 
-    fn end(mut self) -> Vec<u8> {
-        self.0.extend(std::iter::repeat_n(0u8, 1024));
-        self.0
+    fn end(self) -> Vec<u8> {
+        self.0.end()
     }
 }
 
