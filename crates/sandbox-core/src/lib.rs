@@ -196,20 +196,14 @@ mod pty_tests {
 #[cfg(test)]
 mod local_tests {
     //! The conformance suite against `sandbox_local::LocalPlatform` (skipped, with a printed
-    //! reason, where the kernel cannot run local sandboxes).
-    use std::sync::Arc;
+    //! reason, where the kernel cannot run local sandboxes; failed under
+    //! `SANDBOX_REQUIRE_LOCAL=1`).
 
     async fn local() -> Option<crate::conformance::Target> {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config = sandbox_local::LocalConfig::new(dir.path());
-        let platform = sandbox_local::LocalPlatform::new(config).expect("local platform");
-        if let Err(e) = platform.check_host() {
-            eprintln!("local sandboxes cannot run here: {e}");
-            return None;
-        }
-        let mut target = crate::conformance::Target::new(Arc::new(platform));
-        target.guard = Box::new(dir);
-        Some(target)
+        let target = sandbox_testkit::target(sandbox_testkit::Via::Local).await?;
+        let mut conformance = crate::conformance::Target::new(target.platform.clone());
+        conformance.guard = Box::new(target);
+        Some(conformance)
     }
 
     crate::conformance_tests!(local);
@@ -219,66 +213,29 @@ mod local_tests {
 mod emulator_tests {
     //! The conformance suite through the App Platform emulator (over `LocalPlatform`), with
     //! both drivers: `Doctl` running the doctl stand-in, and `DoApi`.
-    use std::sync::Arc;
-    use std::time::Duration;
+    use sandbox_testkit::Via;
 
-    use doctl_driver::{DoApi, Doctl, Platform};
-
-    #[derive(Clone, Copy)]
-    enum Driver {
-        Doctl,
-        Api,
-    }
-
-    async fn target(driver: Driver) -> Option<crate::conformance::Target> {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config = sandbox_local::LocalConfig::new(dir.path());
-        let backend = sandbox_local::LocalPlatform::new(config).expect("local platform");
-        if let Err(e) = backend.check_host() {
-            eprintln!("local sandboxes cannot run here: {e}");
-            return None;
-        }
-        let emulator = appplatform_emulator::Emulator::builder()
-            .backend(Arc::new(backend))
-            .pace(Duration::ZERO)
-            .start()
-            .await
-            .expect("emulator");
-        let platform: Arc<dyn Platform> = match driver {
-            Driver::Doctl => Arc::new(Doctl::new(
-                emulator
-                    .doctl_config()
-                    .expect("doctl stand-in")
-                    .with_command_timeout(Duration::from_secs(60)),
-            )),
-            Driver::Api => Arc::new(
-                DoApi::new(
-                    emulator
-                        .doapi_config()
-                        .with_request_timeout(Duration::from_secs(60)),
-                )
-                .expect("DoApi"),
-            ),
-        };
-        let mut target = crate::conformance::Target::new(platform);
-        target.guard = Box::new((emulator, dir));
-        if matches!(driver, Driver::Doctl) {
+    async fn target(via: Via) -> Option<crate::conformance::Target> {
+        let target = sandbox_testkit::target(via).await?;
+        let mut conformance = crate::conformance::Target::new(target.platform.clone());
+        conformance.guard = Box::new(target);
+        if via == Via::Doctl {
             // doctl sends one WebSocket frame per input byte.
-            target.large_stdin = 256 << 10;
+            conformance.large_stdin = 256 << 10;
         }
-        Some(target)
+        Some(conformance)
     }
 
     mod doctl {
         async fn doctl() -> Option<crate::conformance::Target> {
-            super::target(super::Driver::Doctl).await
+            super::target(super::Via::Doctl).await
         }
         crate::conformance_tests!(doctl);
     }
 
     mod api {
         async fn api() -> Option<crate::conformance::Target> {
-            super::target(super::Driver::Api).await
+            super::target(super::Via::Api).await
         }
         crate::conformance_tests!(api);
     }
