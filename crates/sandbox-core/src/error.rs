@@ -39,6 +39,31 @@ pub enum Error {
         /// Why, when the deployment says.
         reason: Option<String>,
     },
+    /// Waiting for a sandbox was stopped by the signal given to
+    /// [`ReadyOptions::cancel_on`](crate::ReadyOptions::cancel_on).
+    #[error("waiting for sandbox `{app_id}` was cancelled")]
+    Cancelled {
+        /// App id.
+        app_id: String,
+    },
+    /// Creating a sandbox failed after its app was made, and deleting that app failed too: the
+    /// app is left behind. `error` (the source) is why the creation failed; `delete_error` why
+    /// the delete did.
+    #[error(
+        "could not delete sandbox `{name}` ({app_id}) after its creation failed: {}",
+        chain(delete_error)
+    )]
+    CleanupFailed {
+        /// App id of the app left behind.
+        app_id: String,
+        /// Its name.
+        name: String,
+        /// Why the creation failed.
+        #[source]
+        error: Box<Error>,
+        /// Why deleting the app failed.
+        delete_error: Box<Error>,
+    },
     /// An operation did not finish within its deadline.
     #[error("`{operation}` did not finish within {timeout:?}")]
     Timeout {
@@ -134,6 +159,18 @@ impl Error {
             reason: reason.into(),
         }
     }
+}
+
+/// An error and its sources on one line, `: `-separated.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// The first `max` bytes of a command, for messages, cut at a character boundary.

@@ -164,8 +164,7 @@ pub(crate) async fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit> {
         provider_note(ctx)
     ));
     let start = Instant::now();
-    let mut progress = ctx.printer.progress();
-    let sandbox = create_sandbox(ctx, &spec, true, &mut progress).await?;
+    let sandbox = create_sandbox(ctx, &spec, true, ctx.printer.progress()).await?;
     let create_secs = start.elapsed().as_secs_f64();
     // What `--json` reports about the sandbox, read while it exists.
     let sandbox_json = if args.json {

@@ -21,8 +21,7 @@ pub(crate) async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Exit> {
         spec.component_type.as_str(),
         provider_note(ctx)
     ));
-    let mut progress = ctx.printer.progress();
-    let sandbox = create_sandbox(ctx, &spec, !args.no_wait, &mut progress).await?;
+    let sandbox = create_sandbox(ctx, &spec, !args.no_wait, ctx.printer.progress()).await?;
     let json = sandbox_json(ctx, &sandbox).await?;
     if args.json {
         ctx.printer.json(&json)?;

@@ -1,6 +1,7 @@
 //! [`SandboxBuilder`]: what a new sandbox looks like, and its creation; [`with_sandbox`]: a
 //! sandbox that lives for one scope.
 
+use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use doctl_driver::Platform;
 use futures::FutureExt as _;
 use tracing::Instrument as _;
 
+use super::progress::{Progress, ReadyOptions};
 use super::{DEFAULT_CONSOLE_TIMEOUT, Sandbox};
 use crate::error::{Error, Result};
 
@@ -18,7 +20,19 @@ use crate::error::{Error, Result};
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Builds and creates a new sandbox: see [`Sandbox::builder`].
-#[derive(Debug, Clone)]
+///
+/// # Delete on failure
+///
+/// When the app was made but the sandbox does not become ready (its deployment fails, the
+/// readiness deadline passes, a status poll fails, or the [`cancel_on`](Self::cancel_on)
+/// signal fires), [`create`](Self::create) deletes the app before it returns the error, so
+/// nothing is left behind; [`Progress::Deleting`] and [`Progress::Deleted`] report it. When
+/// that delete fails too, the error is [`Error::CleanupFailed`], carrying both errors and the
+/// id of the app left behind. [`delete_on_failure(false)`](Self::delete_on_failure) keeps the
+/// app instead (to look at a failed deployment); the error's `app_id` names it. When the
+/// platform call that makes the app fails, the platform returned no app, so there is nothing
+/// to delete.
+#[derive(Clone)]
 #[must_use]
 pub struct SandboxBuilder {
     image: ImageKind,
@@ -28,10 +42,30 @@ pub struct SandboxBuilder {
     instance_size: Option<String>,
     env: Vec<(String, String)>,
     wait_ready: bool,
-    timeout: Duration,
+    delete_on_failure: bool,
+    ready: ReadyOptions,
     console_timeout: Duration,
     defaults: Option<TemplateDefaults>,
     platform: Option<Arc<dyn Platform>>,
+}
+
+impl fmt::Debug for SandboxBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SandboxBuilder")
+            .field("image", &self.image)
+            .field("component_type", &self.component_type)
+            .field("name", &self.name)
+            .field("region", &self.region)
+            .field("instance_size", &self.instance_size)
+            .field("env", &self.env)
+            .field("wait_ready", &self.wait_ready)
+            .field("delete_on_failure", &self.delete_on_failure)
+            .field("ready", &self.ready)
+            .field("console_timeout", &self.console_timeout)
+            .field("defaults", &self.defaults)
+            .field("platform", &self.platform)
+            .finish()
+    }
 }
 
 impl Default for SandboxBuilder {
@@ -44,7 +78,8 @@ impl Default for SandboxBuilder {
             instance_size: None,
             env: Vec::new(),
             wait_ready: true,
-            timeout: DEFAULT_READY_TIMEOUT,
+            delete_on_failure: true,
+            ready: ReadyOptions::new(DEFAULT_READY_TIMEOUT),
             console_timeout: DEFAULT_CONSOLE_TIMEOUT,
             defaults: None,
             platform: None,
@@ -97,7 +132,39 @@ impl SandboxBuilder {
 
     /// How long to wait for readiness (default 600 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.ready = self.ready.timeout(timeout);
+        self
+    }
+
+    /// Whether a sandbox that was made but did not become ready is deleted before
+    /// [`create`](Self::create) returns the error (default true; see
+    /// [Delete on failure](Self#delete-on-failure)).
+    pub fn delete_on_failure(mut self, delete: bool) -> Self {
+        self.delete_on_failure = delete;
+        self
+    }
+
+    /// Calls `f` with every [`Progress`] event of the creation: [`Progress::Creating`],
+    /// [`Progress::Created`], then (when waiting) a [`Progress::Waiting`] per poll and
+    /// [`Progress::Ready`], or [`Progress::Deleting`] and [`Progress::Deleted`] on failure.
+    ///
+    /// `f` runs on the creating task; keep it quick.
+    pub fn on_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
+        self.ready = self.ready.on_progress(f);
+        self
+    }
+
+    /// The readiness poll pacing: see [`ReadyOptions::poll_interval`].
+    pub fn poll_interval(mut self, first: Duration, max: Duration) -> Self {
+        self.ready = self.ready.poll_interval(first, max);
+        self
+    }
+
+    /// Stops waiting for readiness when `signal` completes; the app is then deleted (unless
+    /// [`delete_on_failure(false)`](Self::delete_on_failure)) and `create` fails with
+    /// [`Error::Cancelled`]. See [`ReadyOptions::cancel_on`].
+    pub fn cancel_on(mut self, signal: impl Future<Output = ()> + Send + 'static) -> Self {
+        self.ready = self.ready.cancel_on(signal);
         self
     }
 
@@ -147,14 +214,22 @@ impl SandboxBuilder {
 
     /// Creates the sandbox, and waits until it is ready unless told not to.
     ///
-    /// When waiting fails (deployment failed, timeout), the app is deleted before the error is
-    /// returned, so nothing is left behind.
+    /// When waiting fails (deployment failed, timeout, cancelled), the app is deleted before
+    /// the error is returned, so nothing is left behind: see
+    /// [Delete on failure](Self#delete-on-failure).
     ///
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] without a platform; [`Error::Spec`]; the platform's error;
-    /// [`Error::DeploymentFailed`] or [`Error::NotReady`] from waiting.
+    /// [`Error::DeploymentFailed`], [`Error::NotReady`] or [`Error::Cancelled`] from waiting;
+    /// [`Error::CleanupFailed`] when deleting the app after one of those failed too.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future while it waits for readiness leaves the app behind (nothing can
+    /// delete it from a drop): stop a wait with [`cancel_on`](Self::cancel_on) instead.
     pub async fn create(self) -> Result<Sandbox> {
+        self.ready.emit(&Progress::Creating);
         let platform = self
             .platform
             .clone()
@@ -170,12 +245,13 @@ impl SandboxBuilder {
                 appspec::SANDBOX_COMPONENT.to_owned(),
                 self.console_timeout,
             );
+            self.ready.emit(&Progress::Created {
+                app_id: app.id.clone(),
+                name: sandbox.name().to_owned(),
+            });
             if self.wait_ready {
-                if let Err(e) = sandbox.wait_ready(self.timeout).await {
-                    if let Err(delete_error) = platform.delete_app(&app.id).await {
-                        tracing::warn!(app_id = %app.id, error = %delete_error, "could not delete a sandbox that did not become ready");
-                    }
-                    return Err(e);
+                if let Err(error) = sandbox.wait_ready_with(&self.ready).await {
+                    return Err(self.clean_up(&sandbox, error).await);
                 }
             }
             tracing::info!(app_id = %app.id, "sandbox created");
@@ -183,6 +259,35 @@ impl SandboxBuilder {
         }
         .instrument(span)
         .await
+    }
+
+    /// After `error`, deletes the half-made sandbox (when told to) and returns what to report.
+    async fn clean_up(&self, sandbox: &Sandbox, error: Error) -> Error {
+        let (app_id, name) = (sandbox.id().to_owned(), sandbox.name().to_owned());
+        if !self.delete_on_failure {
+            tracing::info!(%app_id, %error, "keeping a sandbox that did not become ready");
+            return error;
+        }
+        self.ready.emit(&Progress::Deleting {
+            app_id: app_id.clone(),
+            name: name.clone(),
+        });
+        match sandbox.delete().await {
+            Ok(()) => {
+                tracing::info!(%app_id, "deleted a sandbox that did not become ready");
+                self.ready.emit(&Progress::Deleted { app_id, name });
+                error
+            }
+            Err(delete_error) => {
+                tracing::warn!(%app_id, error = %delete_error, "could not delete a sandbox that did not become ready");
+                Error::CleanupFailed {
+                    app_id,
+                    name,
+                    error: Box::new(error),
+                    delete_error: Box::new(delete_error),
+                }
+            }
+        }
     }
 }
 

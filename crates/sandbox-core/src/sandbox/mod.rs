@@ -1,8 +1,9 @@
 //! [`Sandbox`]: lifecycle through a [`Platform`], commands through one reused console.
 //!
 //! The handle itself (attaching, listing, status, URL, delete, the console) lives here; its
-//! jobs live in sub-modules: `builder` creates sandboxes, `collect` and `stream` run commands
-//! (whole output or streamed), `session` keeps state between commands.
+//! jobs live in sub-modules: `builder` creates sandboxes, `progress` waits for them to be ready
+//! and reports how it goes, `collect` and `stream` run commands (whole output or streamed),
+//! `session` keeps state between commands.
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,7 +11,6 @@ use std::time::Duration;
 
 use appspec::{ComponentType, ImageKind};
 use doctl_driver::{App, AppStatus, ConsoleTarget, Platform};
-use tokio::time::Instant;
 use tracing::Instrument as _;
 
 use crate::channel::Channel;
@@ -18,12 +18,14 @@ use crate::error::{Error, Result};
 
 mod builder;
 mod collect;
+mod progress;
 mod session;
 mod stream;
 
 pub use builder::{DEFAULT_READY_TIMEOUT, SandboxBuilder, with_sandbox};
 #[cfg(test)]
 pub(crate) use collect::collect;
+pub use progress::{Progress, ReadyOptions};
 pub use session::Session;
 
 /// How long opening a console and starting the exec agent may take.
@@ -227,50 +229,6 @@ impl Sandbox {
             .get_app(&self.inner.app_id)
             .await?
             .status())
-    }
-
-    /// Waits until the app is active, polling with backoff (0.5 s doubling to 5 s).
-    ///
-    /// Returns at once when the deployment fails or is cancelled.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::DeploymentFailed`] with the phase and reason; [`Error::NotReady`] after
-    /// `timeout`; the platform's error.
-    pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
-        let span = tracing::debug_span!("sandbox.wait_ready", app_id = %self.inner.app_id);
-        async {
-            let start = Instant::now();
-            let deadline = start + timeout;
-            let mut delay = Duration::from_millis(500);
-            loop {
-                let status = self.status().await?;
-                match status {
-                    AppStatus::Active => return Ok(()),
-                    AppStatus::Failed { phase, reason } => {
-                        return Err(Error::DeploymentFailed {
-                            app_id: self.inner.app_id.clone(),
-                            phase,
-                            reason,
-                        });
-                    }
-                    other => {
-                        let now = Instant::now();
-                        if now >= deadline {
-                            return Err(Error::NotReady {
-                                app_id: self.inner.app_id.clone(),
-                                status: other.to_string(),
-                                waited: now - start,
-                            });
-                        }
-                        tokio::time::sleep(delay.min(deadline - now)).await;
-                        delay = (delay * 2).min(Duration::from_secs(5));
-                    }
-                }
-            }
-        }
-        .instrument(span)
-        .await
     }
 
     /// The public URL; `None` for workers (and for apps without one).
