@@ -5,6 +5,7 @@ use std::time::Duration;
 use doctl_driver::DeploymentPhase;
 
 use crate::exec::ExitStatus;
+use crate::sandbox::Candidate;
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -18,6 +19,14 @@ pub enum Error {
     NotFound {
         /// What was looked for, for example "app `abc`".
         what: String,
+    },
+    /// A name or id prefix designates more than one sandbox (see [`Sandbox::find`](crate::Sandbox::find)).
+    #[error("`{target}` matches {} sandboxes: {}", candidates.len(), candidates.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))]
+    Ambiguous {
+        /// The name or id prefix looked up.
+        target: String,
+        /// The sandboxes it matches, name and id.
+        candidates: Vec<Candidate>,
     },
     /// The sandbox did not become ready in time.
     #[error("sandbox `{app_id}` is not ready after {waited:?}: last status {status}")]

@@ -69,8 +69,8 @@ pub use error::{Error, Result};
 pub use exec::{ExecEvent, ExecOutput, ExecRequest, ExecStream, ExitStatus};
 pub use process::{LaunchRequest, ProcessHandle, ProcessInfo, Signal};
 pub use sandbox::{
-    DEFAULT_CONSOLE_TIMEOUT, DEFAULT_READY_TIMEOUT, Progress, ReadyOptions, Sandbox,
-    SandboxBuilder, SandboxInfo, Session, with_sandbox,
+    Candidate, DEFAULT_CONSOLE_TIMEOUT, DEFAULT_READY_TIMEOUT, Found, MIN_ID_PREFIX, Progress,
+    ReadyOptions, Sandbox, SandboxBuilder, SandboxInfo, Scope, Session, with_sandbox,
 };
 
 pub mod blocking;

@@ -630,6 +630,34 @@ impl MockPlatform {
         app
     }
 
+    /// Adds an active app of this id and name that this SDK did not create: a sandbox's spec
+    /// without the sandbox marker. Returns it.
+    ///
+    /// # Panics
+    ///
+    /// When `name` is not a valid app name.
+    pub fn add_plain_app(&self, id: &str, name: &str) -> App {
+        let mut spec = appspec::SandboxTemplate::new(
+            appspec::ImageKind::Python,
+            appspec::ComponentType::Worker,
+        )
+        .defaults(appspec::TemplateDefaults::default())
+        .name(name)
+        .build()
+        .expect("a valid app name");
+        spec.envs.retain(|env| env.key != appspec::MARKER_ENV);
+        for worker in &mut spec.workers {
+            worker.envs.retain(|env| env.key != appspec::MARKER_ENV);
+        }
+        let app = status_app(App::new(id, spec), &MockStatus::Active);
+        assert!(
+            appspec::sandbox_marker(&app.spec).is_none(),
+            "marker removed"
+        );
+        self.add_app(app.clone());
+        app
+    }
+
     /// The statuses the apps created from now on report, one per read (`get_app`,
     /// `list_apps`); the last one repeats. An empty script means active at once.
     pub fn script(&self, statuses: impl IntoIterator<Item = MockStatus>) {

@@ -3,14 +3,13 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use sandbox_core::Sandbox;
+use sandbox_core::{Found, Sandbox};
 use serde::Serialize;
 
 use super::{Ctx, SandboxJson, age, create_sandbox, provider_note, since};
 use crate::args::{CreateArgs, DeleteArgs, InfoArgs, ListArgs};
 use crate::error::Exit;
 use crate::printer::table;
-use crate::provider::Lookup;
 use crate::settings::SpecSettings;
 
 pub(crate) async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Exit> {
@@ -123,7 +122,17 @@ pub(crate) async fn delete(ctx: &Ctx, args: DeleteArgs) -> Result<Exit> {
                 .with_context(|| format!("cannot find app `{id}`"))?;
             (app.id.clone(), app.name().to_owned())
         }
-        (None, Some(name)) => ctx.provider.resolve(name, Lookup::SandboxesOnly).await?,
+        (None, Some(name)) => match ctx.provider.resolve(name).await? {
+            // `delete NAME` only deletes sandboxes this tool made.
+            Found::App(app) => {
+                return Err(crate::error::CliError::Usage(format!(
+                    "app `{name}` was not created by this tool; to delete it anyway, give its id: `--id {}`",
+                    app.id
+                ))
+                .into());
+            }
+            found => (found.id().to_owned(), found.name().to_owned()),
+        },
         (None, None) => no_target()?,
     };
     ctx.provider

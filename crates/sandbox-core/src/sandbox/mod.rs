@@ -2,7 +2,7 @@
 //!
 //! The handle itself (attaching, listing, status, URL, delete, the console) lives here; its
 //! jobs live in sub-modules: `builder` creates sandboxes, `progress` waits for them to be ready
-//! and reports how it goes, `collect` and `stream` run commands (whole output or streamed),
+//! and reports how it goes, `find` finds them by name or id, `collect` and `stream` run commands (whole output or streamed),
 //! `session` keeps state between commands.
 
 use std::fmt;
@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 
 mod builder;
 mod collect;
+mod find;
 mod progress;
 mod session;
 mod stream;
@@ -25,6 +26,7 @@ mod stream;
 pub use builder::{DEFAULT_READY_TIMEOUT, SandboxBuilder, with_sandbox};
 #[cfg(test)]
 pub(crate) use collect::collect;
+pub use find::{Candidate, Found, MIN_ID_PREFIX, Scope};
 pub use progress::{Progress, ReadyOptions};
 pub use session::Session;
 
@@ -48,6 +50,23 @@ pub(crate) struct Inner {
     component_type: Option<ComponentType>,
     console_timeout: Duration,
     channel: tokio::sync::Mutex<Option<Arc<Channel>>>,
+}
+
+impl SandboxInfo {
+    /// What a listed app is as a sandbox; `None` without the sandbox marker.
+    fn from_app(app: App) -> Option<SandboxInfo> {
+        let marker = appspec::sandbox_marker(&app.spec)?;
+        Some(SandboxInfo {
+            id: app.id.clone(),
+            name: app.name().to_owned(),
+            image: marker.image,
+            component_type: marker.component,
+            status: app.status(),
+            url: app.live_url.clone(),
+            region: app.region.clone().or_else(|| app.spec.region.clone()),
+            app,
+        })
+    }
 }
 
 impl fmt::Debug for Sandbox {
@@ -119,6 +138,12 @@ impl Sandbox {
     /// [`Error::NotFound`] when the app has no component.
     pub async fn connect(platform: Arc<dyn Platform>, app_id: &str) -> Result<Sandbox> {
         let app = platform.get_app(app_id).await?;
+        Self::attach_app(platform, &app)
+    }
+
+    /// [`Sandbox::connect`] on an app already read.
+    fn attach_app(platform: Arc<dyn Platform>, app: &App) -> Result<Sandbox> {
+        let app_id = &app.id;
         let component = if app
             .component_names()
             .any(|c| c == appspec::SANDBOX_COMPONENT)
@@ -134,7 +159,7 @@ impl Sandbox {
         };
         Ok(Sandbox::from_app(
             platform,
-            &app,
+            app,
             component,
             DEFAULT_CONSOLE_TIMEOUT,
         ))
@@ -175,22 +200,7 @@ impl Sandbox {
     /// The platform's error.
     pub async fn list(platform: &dyn Platform) -> Result<Vec<SandboxInfo>> {
         let apps = platform.list_apps().await?;
-        Ok(apps
-            .into_iter()
-            .filter_map(|app| {
-                let marker = appspec::sandbox_marker(&app.spec)?;
-                Some(SandboxInfo {
-                    id: app.id.clone(),
-                    name: app.name().to_owned(),
-                    image: marker.image,
-                    component_type: marker.component,
-                    status: app.status(),
-                    url: app.live_url.clone(),
-                    region: app.region.clone().or_else(|| app.spec.region.clone()),
-                    app,
-                })
-            })
-            .collect())
+        Ok(apps.into_iter().filter_map(SandboxInfo::from_app).collect())
     }
 
     /// The app id.
