@@ -1,104 +1,46 @@
-//! Picks the platform sandboxes run on, and finds sandboxes by name (through the SDK).
-
-use std::sync::Arc;
+//! The provider and the sandbox a command works on: the settings handed to the SDK's
+//! [`ProviderBuilder`], and names resolved by the SDK ([`Sandbox::lookup`]), with the SDK's
+//! errors rendered the CLI's way.
 
 use anyhow::{Context, Result};
-use doctl_driver::{DoApi, DoApiConfig, Doctl, DoctlConfig, Platform};
-use sandbox_core::{Found, Sandbox, Scope};
-use sandbox_local::{LocalConfig, LocalPlatform};
+use sandbox_core::{Driver, Found, Provider, ProviderBuilder, Sandbox, Scope};
 
 use crate::args::{DriverArg, TargetArgs};
+use crate::commands::Ctx;
 use crate::error::CliError;
-use crate::settings::{GlobalSettings, ProviderKind};
+use crate::settings::GlobalSettings;
 
-/// The platform in use, and how to name it in messages.
-#[derive(Debug, Clone)]
-pub(crate) struct Provider {
-    pub platform: Arc<dyn Platform>,
-    /// `local`, `digitalocean (api)` or `digitalocean (doctl)`.
-    pub label: String,
+/// Builds the provider the settings ask for.
+pub(crate) fn open(settings: &GlobalSettings) -> Result<Provider> {
+    let mut builder =
+        ProviderBuilder::new()
+            .kind(settings.provider)
+            .driver(match settings.driver {
+                DriverArg::Auto => Driver::Auto,
+                DriverArg::Api => Driver::Api,
+                DriverArg::Doctl => Driver::Doctl,
+            });
+    if let Some(url) = &settings.api_url {
+        builder = builder.api_url(url.clone());
+    }
+    if let Some(context) = &settings.context {
+        builder = builder.context(context.clone());
+    }
+    if let Some(doctl) = &settings.doctl {
+        builder = builder.doctl(doctl.clone());
+    }
+    if let Some(dir) = &settings.local_dir {
+        builder = builder.local_dir(dir.clone());
+    }
+    builder.build().map_err(|e| match e {
+        // A platform's own error (no token and no doctl) reads best on its own.
+        sandbox_core::Error::Platform(e) => anyhow::Error::new(e),
+        e => anyhow::Error::new(e),
+    })
 }
 
-impl Provider {
-    /// Builds the platform the settings ask for.
-    pub(crate) fn open(settings: &GlobalSettings) -> Result<Provider> {
-        match settings.provider {
-            ProviderKind::Local => {
-                let config = match &settings.local_dir {
-                    Some(dir) => LocalConfig::new(dir),
-                    None => LocalConfig::from_env(),
-                };
-                let platform =
-                    LocalPlatform::new(config).context("cannot start the local provider")?;
-                Ok(Provider {
-                    platform: Arc::new(platform),
-                    label: "local".to_owned(),
-                })
-            }
-            ProviderKind::DigitalOcean => Self::digitalocean(settings),
-        }
-    }
-
-    fn digitalocean(settings: &GlobalSettings) -> Result<Provider> {
-        let api = || {
-            let mut config = DoApiConfig::new();
-            if let Some(url) = &settings.api_url {
-                config = config.with_base_url(url.clone());
-            }
-            if let Some(context) = &settings.context {
-                config = config.with_context(context.clone());
-            }
-            DoApi::new(config)
-        };
-        let doctl = || {
-            let mut config = DoctlConfig::new();
-            if let Some(url) = &settings.api_url {
-                config = config.with_api_url(url.clone());
-            }
-            if let Some(context) = &settings.context {
-                config = config.with_context(context.clone());
-            }
-            if let Some(binary) = &settings.doctl {
-                config = config.with_binary(binary.clone());
-            }
-            Doctl::new(config)
-        };
-        match settings.driver {
-            DriverArg::Api => Ok(Provider {
-                platform: Arc::new(api().context("cannot use the DigitalOcean API")?),
-                label: "digitalocean (api)".to_owned(),
-            }),
-            DriverArg::Doctl => Ok(Provider {
-                platform: Arc::new(doctl()),
-                label: "digitalocean (doctl)".to_owned(),
-            }),
-            DriverArg::Auto => match api() {
-                Ok(api) => Ok(Provider {
-                    platform: Arc::new(api),
-                    label: "digitalocean (api)".to_owned(),
-                }),
-                Err(doctl_driver::Error::NotAuthenticated { message }) => {
-                    let doctl = doctl();
-                    if doctl.binary().is_none() {
-                        return Err(doctl_driver::Error::NotAuthenticated {
-                            message: format!(
-                                "{message}; and doctl, the other way in, is not installed (set `DOCTL` or put it on PATH)"
-                            ),
-                        }
-                        .into());
-                    }
-                    tracing::debug!("no API token at hand; using doctl");
-                    Ok(Provider {
-                        platform: Arc::new(doctl),
-                        label: "digitalocean (doctl)".to_owned(),
-                    })
-                }
-                Err(e) => Err(e).context("cannot use the DigitalOcean API"),
-            },
-        }
-    }
-
-    /// Attaches to the sandbox a command's [`TargetArgs`] name, as [`Provider::attach`] does.
+impl Ctx {
+    /// Attaches to the sandbox a command's [`TargetArgs`] name, as [`Ctx::attach`] does.
     pub(crate) async fn attach_target(&self, target: &TargetArgs) -> Result<Sandbox> {
         self.attach(
             target.name.as_deref(),
@@ -125,9 +67,10 @@ impl Provider {
         };
         let sandbox = match component {
             Some(component) => {
-                Sandbox::connect_component(self.platform.clone(), &app_id, component).await
+                Sandbox::connect_component(self.provider.platform().clone(), &app_id, component)
+                    .await
             }
-            None => Sandbox::connect(self.platform.clone(), &app_id).await,
+            None => Sandbox::connect(self.provider.platform().clone(), &app_id).await,
         };
         sandbox.with_context(|| format!("cannot attach to app `{app_id}`"))
     }
@@ -136,7 +79,7 @@ impl Provider {
     /// exact id, unique id prefix), else any app of that name. Renders the SDK's errors the
     /// CLI's way: an ambiguous name lists the candidates; an unknown one the names that exist.
     pub(crate) async fn resolve(&self, target: &str) -> Result<Found> {
-        match Sandbox::lookup(self.platform.as_ref(), target, Scope::AnyApp).await {
+        match Sandbox::lookup(self.provider.platform().as_ref(), target, Scope::AnyApp).await {
             Ok(found) => Ok(found),
             Err(sandbox_core::Error::Ambiguous { target, candidates }) => {
                 Err(CliError::Ambiguous {
@@ -146,7 +89,7 @@ impl Provider {
                 .into())
             }
             Err(sandbox_core::Error::NotFound { .. }) => {
-                let names: Vec<String> = Sandbox::list(self.platform.as_ref())
+                let names: Vec<String> = Sandbox::list(self.provider.platform().as_ref())
                     .await
                     .context("cannot list sandboxes")?
                     .into_iter()
@@ -154,9 +97,12 @@ impl Provider {
                     .collect();
                 Err(CliError::NotFound {
                     what: format!("sandbox `{target}`"),
-                    note: names
-                        .is_empty()
-                        .then(|| format!("there are no sandboxes on provider {}", self.label)),
+                    note: names.is_empty().then(|| {
+                        format!(
+                            "there are no sandboxes on provider {}",
+                            self.provider.label()
+                        )
+                    }),
                     candidates: candidates(&names, target),
                 }
                 .into())
@@ -192,6 +138,26 @@ mod tests {
 
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|name| (*name).to_owned()).collect()
+    }
+
+    #[test]
+    fn settings_reach_the_sdk_provider() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = |argv: &[&str]| {
+            let mut full = vec!["sandbox"];
+            full.extend_from_slice(argv);
+            full.push("list");
+            <crate::args::Cli as clap::Parser>::try_parse_from(full).unwrap()
+        };
+        let local = dir.path().join("local").to_string_lossy().into_owned();
+        let cli = args(&["--local-dir", &local]);
+        let settings = GlobalSettings::resolve(&cli.global, Default::default(), &|_| None).unwrap();
+        assert_eq!(open(&settings).unwrap().label(), "local");
+        let cli = args(&["--provider", "digitalocean", "--driver", "doctl"]);
+        let settings = GlobalSettings::resolve(&cli.global, Default::default(), &|_| None).unwrap();
+        let provider = open(&settings).unwrap();
+        assert_eq!(provider.label(), "digitalocean (doctl)");
+        assert_eq!(provider.platform().kind(), "doctl");
     }
 
     #[test]

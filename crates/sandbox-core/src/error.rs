@@ -114,6 +114,15 @@ pub enum Error {
         /// The rule it breaks.
         reason: String,
     },
+    /// A provider's platform could not be set up (the local state folder, the API client).
+    #[error("cannot {action}")]
+    ProviderSetup {
+        /// What was being done, for example "start the local provider".
+        action: String,
+        /// Why it failed (a `sandbox_local::Error` or a `doctl_driver::Error`).
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
     /// The app spec could not be built.
     #[error("invalid sandbox spec")]
     Spec(#[from] appspec::SpecError),

@@ -68,6 +68,7 @@
 pub use error::{Error, Result};
 pub use exec::{ExecEvent, ExecOutput, ExecRequest, ExecStream, ExitStatus};
 pub use process::{LaunchRequest, ProcessHandle, ProcessInfo, Signal};
+pub use provider::{Driver, Provider, ProviderBuilder, ProviderKind};
 pub use sandbox::{
     Candidate, DEFAULT_CONSOLE_TIMEOUT, DEFAULT_READY_TIMEOUT, Found, MIN_ID_PREFIX, Progress,
     ReadyOptions, Sandbox, SandboxBuilder, SandboxInfo, Scope, Session, with_sandbox,
@@ -81,6 +82,7 @@ mod error;
 mod exec;
 mod process;
 mod protocol;
+mod provider;
 mod sandbox;
 mod script;
 #[cfg(any(test, feature = "test-util"))]

@@ -49,7 +49,7 @@ fn print_fields(ctx: &Ctx, json: &SandboxJson) {
 }
 
 pub(crate) async fn list(ctx: &Ctx, args: ListArgs) -> Result<Exit> {
-    let mut sandboxes = Sandbox::list(ctx.provider.platform.as_ref())
+    let mut sandboxes = Sandbox::list(ctx.provider.platform().as_ref())
         .await
         .context("cannot list sandboxes")?;
     sandboxes.sort_by(|a, b| {
@@ -61,7 +61,7 @@ pub(crate) async fn list(ctx: &Ctx, args: ListArgs) -> Result<Exit> {
     if args.json {
         let json: Vec<SandboxJson> = sandboxes
             .iter()
-            .map(|s| SandboxJson::from_info(s, &ctx.provider.label))
+            .map(|s| SandboxJson::from_info(s, ctx.provider.label()))
             .collect();
         ctx.printer.json(&json)?;
         return Ok(Exit::Ok);
@@ -116,13 +116,13 @@ pub(crate) async fn delete(ctx: &Ctx, args: DeleteArgs) -> Result<Exit> {
         (Some(id), _) => {
             let app = ctx
                 .provider
-                .platform
+                .platform()
                 .get_app(id)
                 .await
                 .with_context(|| format!("cannot find app `{id}`"))?;
             (app.id.clone(), app.name().to_owned())
         }
-        (None, Some(name)) => match ctx.provider.resolve(name).await? {
+        (None, Some(name)) => match ctx.resolve(name).await? {
             // `delete NAME` only deletes sandboxes this tool made.
             Found::App(app) => {
                 return Err(crate::error::CliError::Usage(format!(
@@ -136,7 +136,7 @@ pub(crate) async fn delete(ctx: &Ctx, args: DeleteArgs) -> Result<Exit> {
         (None, None) => no_target()?,
     };
     ctx.provider
-        .platform
+        .platform()
         .delete_app(&id)
         .await
         .with_context(|| format!("cannot delete sandbox `{name}` ({id})"))?;
@@ -158,7 +158,7 @@ fn no_target() -> Result<(String, String)> {
 }
 
 async fn delete_all(ctx: &Ctx, args: &DeleteArgs) -> Result<Exit> {
-    let sandboxes = Sandbox::list(ctx.provider.platform.as_ref())
+    let sandboxes = Sandbox::list(ctx.provider.platform().as_ref())
         .await
         .context("cannot list sandboxes")?;
     if sandboxes.is_empty() {
@@ -184,7 +184,7 @@ async fn delete_all(ctx: &Ctx, args: &DeleteArgs) -> Result<Exit> {
     }
     let start = Instant::now();
     let results = futures::future::join_all(sandboxes.iter().map(|s| async move {
-        let result = ctx.provider.platform.delete_app(&s.id).await;
+        let result = ctx.provider.platform().delete_app(&s.id).await;
         Deleted {
             id: s.id.clone(),
             name: s.name.clone(),
@@ -219,15 +219,15 @@ async fn delete_all(ctx: &Ctx, args: &DeleteArgs) -> Result<Exit> {
 async fn sandbox_json(ctx: &Ctx, sandbox: &Sandbox) -> Result<SandboxJson> {
     let app = ctx
         .provider
-        .platform
+        .platform()
         .get_app(sandbox.id())
         .await
         .with_context(|| format!("cannot read app `{}`", sandbox.id()))?;
-    Ok(SandboxJson::from_app(&app, &ctx.provider.label))
+    Ok(SandboxJson::from_app(&app, ctx.provider.label()))
 }
 
 pub(crate) async fn status(ctx: &Ctx, args: InfoArgs) -> Result<Exit> {
-    let sandbox = ctx.provider.attach_target(&args.target).await?;
+    let sandbox = ctx.attach_target(&args.target).await?;
     let json = sandbox_json(ctx, &sandbox).await?;
     if args.json {
         ctx.printer.json(&json)?;
@@ -239,7 +239,7 @@ pub(crate) async fn status(ctx: &Ctx, args: InfoArgs) -> Result<Exit> {
 }
 
 pub(crate) async fn url(ctx: &Ctx, args: InfoArgs) -> Result<Exit> {
-    let sandbox = ctx.provider.attach_target(&args.target).await?;
+    let sandbox = ctx.attach_target(&args.target).await?;
     let url = sandbox
         .url()
         .await

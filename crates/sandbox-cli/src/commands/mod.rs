@@ -11,7 +11,6 @@ use serde::Serialize;
 use crate::args::Command;
 use crate::error::{CliError, Exit};
 use crate::printer::{Printer, Progress, format_elapsed};
-use crate::provider::Provider;
 use crate::settings::{GlobalSettings, SpecSettings};
 
 mod emulator;
@@ -29,7 +28,7 @@ pub(crate) async fn dispatch(
     if let Command::Emulator(args) = command {
         return emulator::emulator(args, &settings, printer).await;
     }
-    let provider = Provider::open(&settings)?;
+    let provider = crate::provider::open(&settings)?;
     let ctx = Ctx {
         provider,
         settings,
@@ -54,7 +53,7 @@ pub(crate) async fn dispatch(
 
 /// What every command works with.
 pub(crate) struct Ctx {
-    pub provider: Provider,
+    pub provider: sandbox_core::Provider,
     pub settings: GlobalSettings,
     pub printer: Printer,
 }
@@ -142,7 +141,7 @@ pub(crate) async fn create_sandbox(
         animate: false,
     }));
     let mut builder = Sandbox::builder()
-        .platform(ctx.provider.platform.clone())
+        .platform(ctx.provider.platform().clone())
         .image(spec.image)
         .component_type(spec.component_type)
         .timeout(spec.ready_timeout)
@@ -278,7 +277,7 @@ pub(crate) fn interrupt_signal() -> Result<tokio::signal::unix::Signal> {
 
 /// The line that tells which provider is in use.
 pub(crate) fn provider_note(ctx: &Ctx) -> String {
-    format!("provider: {}", ctx.provider.label)
+    format!("provider: {}", ctx.provider.label())
 }
 
 /// `1.2s` since `start`.
