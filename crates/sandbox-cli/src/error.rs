@@ -116,9 +116,12 @@ pub(crate) fn exit_for(error: &anyhow::Error) -> Exit {
                 sandbox_core::Error::Timeout { .. } | sandbox_core::Error::NotReady { .. } => {
                     return Exit::Timeout;
                 }
-                sandbox_core::Error::InvalidArgument { .. } | sandbox_core::Error::Spec(_) => {
+                sandbox_core::Error::InvalidArgument { .. }
+                | sandbox_core::Error::Spec(_)
+                | sandbox_core::Error::Ambiguous { .. } => {
                     return Exit::Usage;
                 }
+                sandbox_core::Error::Cancelled { .. } => return Exit::Interrupted,
                 _ => {}
             }
         }
@@ -178,6 +181,13 @@ mod tests {
         let usage = anyhow::Error::new(CliError::Usage("bad".into()));
         assert_eq!(exit_for(&usage).code(), 2);
         assert_eq!(exit_for(&anyhow::anyhow!("other")).code(), 1);
+        let ambiguous = anyhow::Error::new(sandbox_core::Error::Ambiguous {
+            target: "web".into(),
+            candidates: Vec::new(),
+        });
+        assert_eq!(exit_for(&ambiguous), Exit::Usage);
+        let cancelled = anyhow::Error::new(sandbox_core::Error::Cancelled { app_id: "a".into() });
+        assert_eq!(exit_for(&cancelled).code(), 130);
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //! on this machine (the `local` provider, the default) or on DigitalOcean App Platform.
 //!
 //! This crate is the top of the workspace: it parses the command line ([`args`]), resolves
-//! settings (command line, then environment, then the configuration file), picks a provider
-//! (`sandbox_local::LocalPlatform`, or `doctl_driver::DoApi` / `doctl_driver::Doctl`), calls
-//! `sandbox-core` and `sandbox-fs`, and renders tables or JSON. The binary's `main` only calls
+//! settings (command line, then environment, then the configuration file), hands them to
+//! `sandbox_core::ProviderBuilder` (local, or DigitalOcean through the API or doctl), calls
+//! `sandbox-core` and `sandbox-fs`, and renders tables, progress or JSON. The binary's `main` only calls
 //! [`main`], so tests can reach everything here.
 //!
 //! Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 auth, 5 timeout; `exec` and `run` exit

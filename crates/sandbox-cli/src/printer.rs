@@ -145,7 +145,15 @@ impl Progress {
         state.clone_into(&mut self.last);
     }
 
-    /// How often [`Progress::update`] should be called to animate.
+    /// Turns the spinner on the last state (nothing in plain lines, or after a clear).
+    pub(crate) fn redraw(&mut self) {
+        if self.mode == ProgressMode::Spinner && !self.last.is_empty() {
+            let last = std::mem::take(&mut self.last);
+            self.update(&last);
+        }
+    }
+
+    /// How often [`Progress::redraw`] should be called to animate.
     pub(crate) fn tick(&self) -> Duration {
         if self.mode == ProgressMode::Spinner {
             Duration::from_millis(120)
@@ -175,11 +183,13 @@ impl Progress {
         }
     }
 
-    /// Clears the spinner line (before an error is printed).
+    /// Clears the spinner line (before an error is printed); it stays off until the next
+    /// update.
     pub(crate) fn clear(&mut self) {
         if self.mode == ProgressMode::Spinner {
             let _ = write!(io::stderr().lock(), "\r\x1b[2K");
         }
+        self.last.clear();
     }
 }
 

@@ -22,6 +22,7 @@ use clap::ValueEnum;
 
 use crate::args::{ComponentTypeArg, DriverArg, GlobalArgs, ImageArg, ProviderArg, SpecArgs};
 use crate::error::CliError;
+pub(crate) use sandbox_core::ProviderKind;
 
 /// The configuration file's folder under `$XDG_CONFIG_HOME` (or `~/.config`).
 pub(crate) const CONFIG_DIR: &str = "do-app-sandbox";
@@ -109,15 +110,6 @@ pub(crate) fn default_config_dir(env: &dyn Fn(&str) -> Option<String>) -> Option
         return Some(Path::new(&xdg).join(CONFIG_DIR));
     }
     non_empty("HOME").map(|home| Path::new(&home).join(".config").join(CONFIG_DIR))
-}
-
-/// Where sandboxes run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ProviderKind {
-    /// This machine.
-    Local,
-    /// App Platform.
-    DigitalOcean,
 }
 
 /// The value of an environment variable, `None` when unset or empty.

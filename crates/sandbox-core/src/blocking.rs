@@ -12,7 +12,7 @@ use doctl_driver::{AppStatus, Platform};
 use crate::error::{Error, Result};
 use crate::exec::{ExecOutput, ExecRequest};
 use crate::process::{LaunchRequest, ProcessInfo, Signal};
-use crate::sandbox::{SandboxBuilder, SandboxInfo};
+use crate::sandbox::{ReadyOptions, SandboxBuilder, SandboxInfo};
 
 fn runtime() -> Result<Arc<tokio::runtime::Runtime>> {
     tokio::runtime::Builder::new_multi_thread()
@@ -134,6 +134,15 @@ impl Sandbox {
     /// As the async method.
     pub fn wait_ready(&self, timeout: Duration) -> Result<()> {
         self.runtime.block_on(self.inner.wait_ready(timeout))
+    }
+
+    /// See [`crate::Sandbox::wait_ready_with`].
+    ///
+    /// # Errors
+    ///
+    /// As the async method.
+    pub fn wait_ready_with(&self, options: &ReadyOptions) -> Result<()> {
+        self.runtime.block_on(self.inner.wait_ready_with(options))
     }
 
     /// See [`crate::Sandbox::url`].

@@ -5,6 +5,7 @@ use std::time::Duration;
 use doctl_driver::DeploymentPhase;
 
 use crate::exec::ExitStatus;
+use crate::sandbox::Candidate;
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -18,6 +19,14 @@ pub enum Error {
     NotFound {
         /// What was looked for, for example "app `abc`".
         what: String,
+    },
+    /// A name or id prefix designates more than one sandbox (see [`Sandbox::find`](crate::Sandbox::find)).
+    #[error("`{target}` matches {} sandboxes: {}", candidates.len(), candidates.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))]
+    Ambiguous {
+        /// The name or id prefix looked up.
+        target: String,
+        /// The sandboxes it matches, name and id.
+        candidates: Vec<Candidate>,
     },
     /// The sandbox did not become ready in time.
     #[error("sandbox `{app_id}` is not ready after {waited:?}: last status {status}")]
@@ -38,6 +47,31 @@ pub enum Error {
         phase: DeploymentPhase,
         /// Why, when the deployment says.
         reason: Option<String>,
+    },
+    /// Waiting for a sandbox was stopped by the signal given to
+    /// [`ReadyOptions::cancel_on`](crate::ReadyOptions::cancel_on).
+    #[error("waiting for sandbox `{app_id}` was cancelled")]
+    Cancelled {
+        /// App id.
+        app_id: String,
+    },
+    /// Creating a sandbox failed after its app was made, and deleting that app failed too: the
+    /// app is left behind. `error` (the source) is why the creation failed; `delete_error` why
+    /// the delete did.
+    #[error(
+        "could not delete sandbox `{name}` ({app_id}) after its creation failed: {}",
+        chain(delete_error)
+    )]
+    CleanupFailed {
+        /// App id of the app left behind.
+        app_id: String,
+        /// Its name.
+        name: String,
+        /// Why the creation failed.
+        #[source]
+        error: Box<Error>,
+        /// Why deleting the app failed.
+        delete_error: Box<Error>,
     },
     /// An operation did not finish within its deadline.
     #[error("`{operation}` did not finish within {timeout:?}")]
@@ -79,6 +113,15 @@ pub enum Error {
         name: String,
         /// The rule it breaks.
         reason: String,
+    },
+    /// A provider's platform could not be set up (the local state folder, the API client).
+    #[error("cannot {action}")]
+    ProviderSetup {
+        /// What was being done, for example "start the local provider".
+        action: String,
+        /// Why it failed (a `sandbox_local::Error` or a `doctl_driver::Error`).
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
     /// The app spec could not be built.
     #[error("invalid sandbox spec")]
@@ -134,6 +177,18 @@ impl Error {
             reason: reason.into(),
         }
     }
+}
+
+/// An error and its sources on one line, `: `-separated.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// The first `max` bytes of a command, for messages, cut at a character boundary.

@@ -2,18 +2,25 @@
 //!
 //! `sandbox-core` sits on the [`Platform`](doctl_driver::Platform) seam of `doctl-driver`
 //! (implemented by `Doctl`, `DoApi` and `sandbox_local::LocalPlatform`) and under `sandbox-fs`
-//! and the `sandbox` CLI. It creates, finds and deletes sandboxes, and runs commands in them
-//! with byte-exact output over one console per sandbox, kept open and reused.
+//! and the `sandbox` CLI. It picks the platform ([`Provider`]), creates, finds and deletes
+//! sandboxes, and runs commands in them with byte-exact output over one console per sandbox,
+//! kept open and reused.
 //!
 //! # Overview
 //!
-//! - [`Sandbox`]: lifecycle ([`Sandbox::builder`], [`Sandbox::connect`], [`Sandbox::list`],
-//!   [`Sandbox::status`], [`Sandbox::wait_ready`], [`Sandbox::url`], [`Sandbox::delete`]),
+//! - [`Provider`] and [`ProviderBuilder`]: the platform from settings or the environment (local,
+//!   or DigitalOcean through the REST API or doctl), with a label for messages.
+//! - [`Sandbox`]: lifecycle ([`Sandbox::builder`], [`Sandbox::find`], [`Sandbox::lookup`],
+//!   [`Sandbox::connect`], [`Sandbox::list`], [`Sandbox::status`], [`Sandbox::wait_ready`],
+//!   [`Sandbox::wait_ready_with`], [`Sandbox::url`], [`Sandbox::delete`]),
 //!   commands ([`Sandbox::exec`], [`Sandbox::exec_with`], [`Sandbox::exec_stream`]) and
 //!   background processes ([`Sandbox::launch`], [`Sandbox::processes`], [`Sandbox::kill`],
 //!   [`Sandbox::kill_all`], [`Sandbox::process_log`]).
 //! - [`ExecRequest`] (shell or argv, env, cwd, stdin, timeout) and [`ExecOutput`] (status,
 //!   stdout and stderr as bytes); [`ExecStream`] of [`ExecEvent`]s.
+//! - [`SandboxBuilder`]: what a new sandbox looks like; readiness reported as [`Progress`]
+//!   events ([`SandboxBuilder::on_progress`]), stopped by [`SandboxBuilder::cancel_on`], and a
+//!   sandbox that does not become ready deleted again ([`SandboxBuilder::delete_on_failure`]).
 //! - [`Session`]: commands that keep `cd` and `export` from one call to the next.
 //! - [`with_sandbox`]: a sandbox deleted when the scope ends, on success, error or panic.
 //! - [`blocking`]: the same API without async.
@@ -22,12 +29,14 @@
 //! # Example
 //!
 //! ```no_run
-//! use std::sync::Arc;
-//! use sandbox_core::{ExecRequest, Sandbox};
-//! # async fn run(platform: Arc<dyn doctl_driver::Platform>) -> Result<(), Box<dyn std::error::Error>> {
+//! use sandbox_core::{ExecRequest, Provider, Sandbox};
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // Local unless SANDBOX_PROVIDER=digitalocean; `Provider::builder()` for explicit settings.
+//! let provider = Provider::from_env()?;
 //! let sandbox = Sandbox::builder()
 //!     .image(appspec::ImageKind::Python)
-//!     .platform(platform)
+//!     .platform(provider.platform().clone())
+//!     .on_progress(|event| eprintln!("  {event}"))
 //!     .create()
 //!     .await?;
 //! let out = sandbox.exec("python3 -c 'print(6*7)'").await?;
@@ -36,7 +45,9 @@
 //!     .exec_with(ExecRequest::argv(["cat"]).stdin(vec![0u8, 159, 146, 150]))
 //!     .await?;
 //! assert_eq!(out.stdout, [0u8, 159, 146, 150]);
-//! sandbox.delete().await?;
+//! // Later: by name, id or unique id prefix.
+//! let again = Sandbox::find(provider.platform().clone(), sandbox.name()).await?;
+//! again.delete().await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -56,21 +67,24 @@
 //! command's process group. Dropping the last clone of a [`Sandbox`] closes its console (the
 //! sandbox itself stays; call [`Sandbox::delete`]). A lost console fails the commands it
 //! carried with [`Error::ConsoleLost`]; they are never run again, and the next command opens a
-//! new console.
+//! new console. Dropping a [`SandboxBuilder::create`] future while it waits for readiness
+//! leaves the app behind; [`SandboxBuilder::cancel_on`] stops the wait and deletes it.
 //!
 //! # Features
 //!
 //! | feature | adds |
 //! | --- | --- |
-//! | `test-util` | `testing::PtyPlatform`: a `Platform` whose consoles are `bash -i` on local pseudo-terminals, and a hostile-terminal wrapper |
+//! | `local` (default) | the local provider in [`Provider`] (depends on `sandbox-local`) |
+//! | `test-util` | `testing::PtyPlatform`: a `Platform` whose consoles are `bash -i` on local pseudo-terminals; a hostile-terminal wrapper; `testing::MockPlatform`: apps in memory with chosen ids and scripted deployments |
 //! | `conformance` | `conformance`: the shared test suite of the whole `Sandbox` API, generic over a platform |
 
 pub use error::{Error, Result};
 pub use exec::{ExecEvent, ExecOutput, ExecRequest, ExecStream, ExitStatus};
 pub use process::{LaunchRequest, ProcessHandle, ProcessInfo, Signal};
+pub use provider::{Driver, Provider, ProviderBuilder, ProviderKind};
 pub use sandbox::{
-    DEFAULT_CONSOLE_TIMEOUT, DEFAULT_READY_TIMEOUT, Sandbox, SandboxBuilder, SandboxInfo, Session,
-    with_sandbox,
+    Candidate, DEFAULT_CONSOLE_TIMEOUT, DEFAULT_READY_TIMEOUT, Found, MIN_ID_PREFIX, Progress,
+    ReadyOptions, Sandbox, SandboxBuilder, SandboxInfo, Scope, Session, with_sandbox,
 };
 
 pub mod blocking;
@@ -81,6 +95,7 @@ mod error;
 mod exec;
 mod process;
 mod protocol;
+mod provider;
 mod sandbox;
 mod script;
 #[cfg(any(test, feature = "test-util"))]

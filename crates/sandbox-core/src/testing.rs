@@ -1,7 +1,8 @@
 //! Test platforms: [`PtyPlatform`] (apps whose consoles are `bash -i` on local
-//! pseudo-terminals) and [`HostilePlatform`] (a wrapper that makes any platform's consoles
+//! pseudo-terminals), [`HostilePlatform`] (a wrapper that makes any platform's consoles
 //! hostile: output cut into tiny chunks, non-ASCII input replaced as doctl does, a drop after
-//! N bytes).
+//! N bytes) and [`MockPlatform`] (apps in memory, with the ids you choose and deployments that
+//! walk through the phases you script; no consoles).
 //!
 //! `PtyPlatform` gives each app its own home folder (`<root>/<id>/home`, starting in `app/`)
 //! and temp folder, but no isolation at all: commands run as the current user on this
@@ -18,8 +19,8 @@ use appspec::AppSpec;
 use async_trait::async_trait;
 use doctl_driver::wire::WireApp;
 use doctl_driver::{
-    App, Console, ConsoleTarget, Deployment, Error, Instance, LogStream, LogsRequest, Platform,
-    Result, TermSize,
+    App, Console, ConsoleTarget, Deployment, DeploymentPhase, Error, Instance, LogStream,
+    LogsRequest, Platform, Result, TermSize,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -540,6 +541,278 @@ impl Console for HostileConsole {
 
     async fn close(&self) -> Result<()> {
         self.inner.close().await
+    }
+}
+
+/// A status [`MockPlatform`] reports for an app, one per read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MockStatus {
+    /// A first deployment in this phase, no step counts.
+    Deploying(DeploymentPhase),
+    /// A first deployment in this phase with `done` of `total` steps finished.
+    Steps(DeploymentPhase, u32, u32),
+    /// Active (services get a live URL).
+    Active,
+    /// The first deployment failed in its `deploy` step with this reason.
+    Failed(String),
+}
+
+/// A [`Platform`] that keeps apps in memory: apps with the ids you choose
+/// ([`MockPlatform::add_sandbox`], [`MockPlatform::add_app`]), created apps (ids `mock-1`,
+/// `mock-2`, ...) that walk through scripted statuses ([`MockPlatform::script`]), deletes
+/// recorded ([`MockPlatform::deleted`]) and failed on demand ([`MockPlatform::fail_deletes`]).
+/// Consoles and logs are not supported.
+#[derive(Debug)]
+pub struct MockPlatform {
+    kind: &'static str,
+    state: Mutex<MockState>,
+}
+
+#[derive(Debug, Default)]
+struct MockState {
+    /// Apps in creation order, each with the statuses still to report (the last repeats).
+    apps: Vec<(App, VecDeque<MockStatus>)>,
+    script: Vec<MockStatus>,
+    created: usize,
+    reads: usize,
+    deleted: Vec<String>,
+    fail_deletes: bool,
+}
+
+impl Default for MockPlatform {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MockPlatform {
+    /// An empty platform whose [`Platform::kind`] is `mock`; created apps are active at once.
+    #[must_use]
+    pub fn new() -> Self {
+        MockPlatform {
+            kind: "mock",
+            state: Mutex::new(MockState::default()),
+        }
+    }
+
+    /// The same, reporting another [`Platform::kind`] (`local` gets the local poll pacing).
+    #[must_use]
+    pub fn with_kind(mut self, kind: &'static str) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// Adds an app as it is.
+    pub fn add_app(&self, app: App) {
+        lock(&self.state)
+            .apps
+            .push((app, VecDeque::from([MockStatus::Active])));
+    }
+
+    /// Adds an active python worker sandbox (an app carrying the sandbox marker) with this id
+    /// and name, and returns it.
+    ///
+    /// # Panics
+    ///
+    /// When `name` is not a valid app name.
+    pub fn add_sandbox(&self, id: &str, name: &str) -> App {
+        let spec = appspec::SandboxTemplate::new(
+            appspec::ImageKind::Python,
+            appspec::ComponentType::Worker,
+        )
+        .defaults(appspec::TemplateDefaults::default())
+        .name(name)
+        .build()
+        .expect("a valid sandbox name");
+        let app = status_app(App::new(id, spec), &MockStatus::Active);
+        self.add_app(app.clone());
+        app
+    }
+
+    /// Adds an active app of this id and name that this SDK did not create: a sandbox's spec
+    /// without the sandbox marker. Returns it.
+    ///
+    /// # Panics
+    ///
+    /// When `name` is not a valid app name.
+    pub fn add_plain_app(&self, id: &str, name: &str) -> App {
+        let mut spec = appspec::SandboxTemplate::new(
+            appspec::ImageKind::Python,
+            appspec::ComponentType::Worker,
+        )
+        .defaults(appspec::TemplateDefaults::default())
+        .name(name)
+        .build()
+        .expect("a valid app name");
+        spec.envs.retain(|env| env.key != appspec::MARKER_ENV);
+        for worker in &mut spec.workers {
+            worker.envs.retain(|env| env.key != appspec::MARKER_ENV);
+        }
+        let app = status_app(App::new(id, spec), &MockStatus::Active);
+        assert!(
+            appspec::sandbox_marker(&app.spec).is_none(),
+            "marker removed"
+        );
+        self.add_app(app.clone());
+        app
+    }
+
+    /// The statuses the apps created from now on report, one per read (`get_app`,
+    /// `list_apps`); the last one repeats. An empty script means active at once.
+    pub fn script(&self, statuses: impl IntoIterator<Item = MockStatus>) {
+        lock(&self.state).script = statuses.into_iter().collect();
+    }
+
+    /// Makes every delete fail (with a network error) while `fail` is true.
+    pub fn fail_deletes(&self, fail: bool) {
+        lock(&self.state).fail_deletes = fail;
+    }
+
+    /// The ids deleted so far, in order.
+    #[must_use]
+    pub fn deleted(&self) -> Vec<String> {
+        lock(&self.state).deleted.clone()
+    }
+
+    /// How many times apps were read (`get_app` and `list_apps` calls).
+    #[must_use]
+    pub fn reads(&self) -> usize {
+        lock(&self.state).reads
+    }
+}
+
+/// `app` as it is in `status`.
+fn status_app(mut app: App, status: &MockStatus) -> App {
+    let deployment_id = format!("{}-deployment", app.id);
+    app.active_deployment = None;
+    app.in_progress_deployment = None;
+    app.live_url = None;
+    match status {
+        MockStatus::Deploying(phase) => {
+            app.in_progress_deployment = Some(Deployment::new(deployment_id, *phase));
+        }
+        MockStatus::Steps(phase, done, total) => {
+            let mut deployment = Deployment::new(deployment_id, *phase);
+            let mut progress = doctl_driver::Progress::default();
+            progress.success_steps = *done;
+            progress.total_steps = *total;
+            deployment.progress = Some(progress);
+            app.in_progress_deployment = Some(deployment);
+        }
+        MockStatus::Active => {
+            app.active_deployment = Some(Deployment::new(deployment_id, DeploymentPhase::Active));
+            if !app.spec.services.is_empty() {
+                app.live_url = Some(format!("https://{}.ondigitalocean.app", app.spec.name));
+            }
+        }
+        MockStatus::Failed(reason) => {
+            let mut deployment = Deployment::new(deployment_id, DeploymentPhase::Error);
+            let mut step = doctl_driver::ProgressStep::default();
+            "deploy".clone_into(&mut step.name);
+            "ERROR".clone_into(&mut step.status);
+            step.reason = Some(reason.clone());
+            let mut progress = doctl_driver::Progress::default();
+            progress.steps.push(step);
+            deployment.progress = Some(progress);
+            app.in_progress_deployment = Some(deployment);
+        }
+    }
+    app
+}
+
+impl MockState {
+    /// Reads an app: its next status (the last one stays).
+    fn read(&mut self, index: usize) -> App {
+        let (app, statuses) = &mut self.apps[index];
+        let status = if statuses.len() > 1 {
+            statuses.pop_front()
+        } else {
+            statuses.front().cloned()
+        };
+        let status = status.unwrap_or(MockStatus::Active);
+        status_app(app.clone(), &status)
+    }
+}
+
+#[async_trait]
+impl Platform for MockPlatform {
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    async fn create_app(&self, spec: &AppSpec) -> Result<App> {
+        let mut state = lock(&self.state);
+        if state.apps.iter().any(|(app, _)| app.spec.name == spec.name) {
+            return Err(Error::NameTaken {
+                name: spec.name.clone(),
+            });
+        }
+        state.created += 1;
+        let app = App::new(format!("mock-{}", state.created), spec.clone());
+        let statuses: VecDeque<MockStatus> = if state.script.is_empty() {
+            VecDeque::from([MockStatus::Active])
+        } else {
+            state.script.iter().cloned().collect()
+        };
+        let first = statuses.front().cloned().unwrap_or(MockStatus::Active);
+        state.apps.push((app.clone(), statuses));
+        Ok(status_app(app, &first))
+    }
+
+    async fn get_app(&self, app_id: &str) -> Result<App> {
+        let mut state = lock(&self.state);
+        state.reads += 1;
+        let index = state
+            .apps
+            .iter()
+            .position(|(app, _)| app.id == app_id)
+            .ok_or_else(|| Error::not_found(format!("app `{app_id}`")))?;
+        Ok(state.read(index))
+    }
+
+    async fn list_apps(&self) -> Result<Vec<App>> {
+        let mut state = lock(&self.state);
+        state.reads += 1;
+        Ok((0..state.apps.len()).map(|i| state.read(i)).collect())
+    }
+
+    async fn delete_app(&self, app_id: &str) -> Result<()> {
+        let mut state = lock(&self.state);
+        if state.fail_deletes {
+            return Err(Error::Network {
+                message: format!("deleting app `{app_id}`: connection reset"),
+            });
+        }
+        let index = state
+            .apps
+            .iter()
+            .position(|(app, _)| app.id == app_id)
+            .ok_or_else(|| Error::not_found(format!("app `{app_id}`")))?;
+        state.apps.remove(index);
+        state.deleted.push(app_id.to_owned());
+        Ok(())
+    }
+
+    async fn list_deployments(&self, app_id: &str) -> Result<Vec<Deployment>> {
+        let app = self.get_app(app_id).await?;
+        Ok(app
+            .in_progress_deployment
+            .into_iter()
+            .chain(app.active_deployment)
+            .collect())
+    }
+
+    async fn list_instances(&self, _app_id: &str) -> Result<Vec<Instance>> {
+        Ok(Vec::new())
+    }
+
+    async fn open_console(&self, _target: &ConsoleTarget) -> Result<Box<dyn Console>> {
+        Err(Error::other("the mock platform has no consoles"))
+    }
+
+    async fn logs(&self, _request: &LogsRequest) -> Result<LogStream> {
+        Err(Error::other("the mock platform has no logs"))
     }
 }
 

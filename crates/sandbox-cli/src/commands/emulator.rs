@@ -1,12 +1,11 @@
 //! `sandbox emulator`: the App Platform API on localhost, over local sandboxes.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use appplatform_emulator::Emulator;
-use sandbox_local::{LocalConfig, LocalPlatform};
+use sandbox_core::{Provider, ProviderKind};
 use tokio::signal::unix::{Signal, SignalKind};
 
 use crate::args::EmulatorArgs;
@@ -26,13 +25,14 @@ pub(crate) async fn emulator(
         ))
         .into());
     }
-    let config = match &settings.local_dir {
-        Some(dir) => LocalConfig::new(dir),
-        None => LocalConfig::from_env(),
-    };
-    let backend = LocalPlatform::new(config).context("cannot start the local provider")?;
+    // The emulator serves local sandboxes, whatever provider the settings name.
+    let mut local = Provider::builder().kind(ProviderKind::Local);
+    if let Some(dir) = &settings.local_dir {
+        local = local.local_dir(dir.clone());
+    }
+    let backend = local.build()?.into_platform();
     let mut builder = Emulator::builder()
-        .backend(Arc::new(backend))
+        .backend(backend)
         .pace(Duration::from_secs_f64(args.pace))
         .bind(SocketAddr::new(args.host, args.port));
     if let Some(token) = &args.token {

@@ -120,8 +120,8 @@ pub(crate) async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<Exit> {
         None
     };
     let request = request(&args.command, &args.env, stdin)?;
-    let sandbox = ctx.provider.attach_target(&args.target).await?;
-    tracing::debug!(sandbox = sandbox.name(), provider = %ctx.provider.label, "exec");
+    let sandbox = ctx.attach_target(&args.target).await?;
+    tracing::debug!(sandbox = sandbox.name(), provider = %ctx.provider.label(), "exec");
     if args.json {
         let what = request.display();
         let output = sandbox
@@ -164,14 +164,13 @@ pub(crate) async fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit> {
         provider_note(ctx)
     ));
     let start = Instant::now();
-    let mut progress = ctx.printer.progress();
-    let sandbox = create_sandbox(ctx, &spec, true, &mut progress).await?;
+    let sandbox = create_sandbox(ctx, &spec, true, ctx.printer.progress()).await?;
     let create_secs = start.elapsed().as_secs_f64();
     // What `--json` reports about the sandbox, read while it exists.
     let sandbox_json = if args.json {
-        let app = ctx.provider.platform.get_app(sandbox.id()).await.ok();
+        let app = ctx.provider.platform().get_app(sandbox.id()).await.ok();
         Some(match app {
-            Some(app) => SandboxJson::from_app(&app, &ctx.provider.label),
+            Some(app) => SandboxJson::from_app(&app, ctx.provider.label()),
             None => SandboxJson {
                 id: sandbox.id().to_owned(),
                 name: sandbox.name().to_owned(),
@@ -182,7 +181,7 @@ pub(crate) async fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit> {
                 region: spec.region.clone(),
                 url: None,
                 created_at: None,
-                provider: ctx.provider.label.clone(),
+                provider: ctx.provider.label().to_owned(),
             },
         })
     } else {

@@ -45,8 +45,7 @@ pub(crate) fn split_target(
 }
 
 async fn attach(ctx: &Ctx, target: &PositionalTarget, name: Option<&str>) -> Result<Sandbox> {
-    ctx.provider
-        .attach(name, target.id.as_deref(), target.component.as_deref())
+    ctx.attach(name, target.id.as_deref(), target.component.as_deref())
         .await
 }
 

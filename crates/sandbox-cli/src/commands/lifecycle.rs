@@ -3,14 +3,13 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use sandbox_core::Sandbox;
+use sandbox_core::{Found, Sandbox};
 use serde::Serialize;
 
 use super::{Ctx, SandboxJson, age, create_sandbox, provider_note, since};
 use crate::args::{CreateArgs, DeleteArgs, InfoArgs, ListArgs};
 use crate::error::Exit;
 use crate::printer::table;
-use crate::provider::Lookup;
 use crate::settings::SpecSettings;
 
 pub(crate) async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Exit> {
@@ -21,8 +20,7 @@ pub(crate) async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Exit> {
         spec.component_type.as_str(),
         provider_note(ctx)
     ));
-    let mut progress = ctx.printer.progress();
-    let sandbox = create_sandbox(ctx, &spec, !args.no_wait, &mut progress).await?;
+    let sandbox = create_sandbox(ctx, &spec, !args.no_wait, ctx.printer.progress()).await?;
     let json = sandbox_json(ctx, &sandbox).await?;
     if args.json {
         ctx.printer.json(&json)?;
@@ -51,7 +49,7 @@ fn print_fields(ctx: &Ctx, json: &SandboxJson) {
 }
 
 pub(crate) async fn list(ctx: &Ctx, args: ListArgs) -> Result<Exit> {
-    let mut sandboxes = Sandbox::list(ctx.provider.platform.as_ref())
+    let mut sandboxes = Sandbox::list(ctx.provider.platform().as_ref())
         .await
         .context("cannot list sandboxes")?;
     sandboxes.sort_by(|a, b| {
@@ -63,7 +61,7 @@ pub(crate) async fn list(ctx: &Ctx, args: ListArgs) -> Result<Exit> {
     if args.json {
         let json: Vec<SandboxJson> = sandboxes
             .iter()
-            .map(|s| SandboxJson::from_info(s, &ctx.provider.label))
+            .map(|s| SandboxJson::from_info(s, ctx.provider.label()))
             .collect();
         ctx.printer.json(&json)?;
         return Ok(Exit::Ok);
@@ -118,17 +116,27 @@ pub(crate) async fn delete(ctx: &Ctx, args: DeleteArgs) -> Result<Exit> {
         (Some(id), _) => {
             let app = ctx
                 .provider
-                .platform
+                .platform()
                 .get_app(id)
                 .await
                 .with_context(|| format!("cannot find app `{id}`"))?;
             (app.id.clone(), app.name().to_owned())
         }
-        (None, Some(name)) => ctx.provider.resolve(name, Lookup::SandboxesOnly).await?,
+        (None, Some(name)) => match ctx.resolve(name).await? {
+            // `delete NAME` only deletes sandboxes this tool made.
+            Found::App(app) => {
+                return Err(crate::error::CliError::Usage(format!(
+                    "app `{name}` was not created by this tool; to delete it anyway, give its id: `--id {}`",
+                    app.id
+                ))
+                .into());
+            }
+            found => (found.id().to_owned(), found.name().to_owned()),
+        },
         (None, None) => no_target()?,
     };
     ctx.provider
-        .platform
+        .platform()
         .delete_app(&id)
         .await
         .with_context(|| format!("cannot delete sandbox `{name}` ({id})"))?;
@@ -150,7 +158,7 @@ fn no_target() -> Result<(String, String)> {
 }
 
 async fn delete_all(ctx: &Ctx, args: &DeleteArgs) -> Result<Exit> {
-    let sandboxes = Sandbox::list(ctx.provider.platform.as_ref())
+    let sandboxes = Sandbox::list(ctx.provider.platform().as_ref())
         .await
         .context("cannot list sandboxes")?;
     if sandboxes.is_empty() {
@@ -176,7 +184,7 @@ async fn delete_all(ctx: &Ctx, args: &DeleteArgs) -> Result<Exit> {
     }
     let start = Instant::now();
     let results = futures::future::join_all(sandboxes.iter().map(|s| async move {
-        let result = ctx.provider.platform.delete_app(&s.id).await;
+        let result = ctx.provider.platform().delete_app(&s.id).await;
         Deleted {
             id: s.id.clone(),
             name: s.name.clone(),
@@ -211,15 +219,15 @@ async fn delete_all(ctx: &Ctx, args: &DeleteArgs) -> Result<Exit> {
 async fn sandbox_json(ctx: &Ctx, sandbox: &Sandbox) -> Result<SandboxJson> {
     let app = ctx
         .provider
-        .platform
+        .platform()
         .get_app(sandbox.id())
         .await
         .with_context(|| format!("cannot read app `{}`", sandbox.id()))?;
-    Ok(SandboxJson::from_app(&app, &ctx.provider.label))
+    Ok(SandboxJson::from_app(&app, ctx.provider.label()))
 }
 
 pub(crate) async fn status(ctx: &Ctx, args: InfoArgs) -> Result<Exit> {
-    let sandbox = ctx.provider.attach_target(&args.target).await?;
+    let sandbox = ctx.attach_target(&args.target).await?;
     let json = sandbox_json(ctx, &sandbox).await?;
     if args.json {
         ctx.printer.json(&json)?;
@@ -231,7 +239,7 @@ pub(crate) async fn status(ctx: &Ctx, args: InfoArgs) -> Result<Exit> {
 }
 
 pub(crate) async fn url(ctx: &Ctx, args: InfoArgs) -> Result<Exit> {
-    let sandbox = ctx.provider.attach_target(&args.target).await?;
+    let sandbox = ctx.attach_target(&args.target).await?;
     let url = sandbox
         .url()
         .await

@@ -1,6 +1,7 @@
 //! One module per command; [`dispatch`] routes to them.
 
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use doctl_driver::{App, AppStatus};
@@ -10,8 +11,7 @@ use serde::Serialize;
 use crate::args::Command;
 use crate::error::{CliError, Exit};
 use crate::printer::{Printer, Progress, format_elapsed};
-use crate::provider::Provider;
-use crate::settings::{GlobalSettings, ProviderKind, SpecSettings};
+use crate::settings::{GlobalSettings, SpecSettings};
 
 mod emulator;
 mod exec;
@@ -28,7 +28,7 @@ pub(crate) async fn dispatch(
     if let Command::Emulator(args) = command {
         return emulator::emulator(args, &settings, printer).await;
     }
-    let provider = Provider::open(&settings)?;
+    let provider = crate::provider::open(&settings)?;
     let ctx = Ctx {
         provider,
         settings,
@@ -53,7 +53,7 @@ pub(crate) async fn dispatch(
 
 /// What every command works with.
 pub(crate) struct Ctx {
-    pub provider: Provider,
+    pub provider: sandbox_core::Provider,
     pub settings: GlobalSettings,
     pub printer: Printer,
 }
@@ -127,19 +127,43 @@ pub(crate) fn age(created: Option<time::OffsetDateTime>) -> String {
     }
 }
 
-/// Creates a sandbox, showing its deployment phase by phase; deletes it again when it does not
-/// become ready.
+/// Creates a sandbox, showing its deployment phase by phase. When it does not become ready
+/// (or Ctrl-C stops the wait), the SDK deletes it again; this reports that.
 pub(crate) async fn create_sandbox(
     ctx: &Ctx,
     spec: &SpecSettings,
     wait: bool,
-    progress: &mut Progress,
+    progress: Progress,
 ) -> Result<Sandbox> {
+    let view = Arc::new(Mutex::new(CreateView {
+        progress,
+        created: None,
+        animate: false,
+    }));
     let mut builder = Sandbox::builder()
-        .platform(ctx.provider.platform.clone())
+        .platform(ctx.provider.platform().clone())
         .image(spec.image)
         .component_type(spec.component_type)
-        .wait_ready(false);
+        .timeout(spec.ready_timeout)
+        .wait_ready(wait)
+        .on_progress({
+            let view = Arc::clone(&view);
+            let printer = ctx.printer;
+            move |event| lock(&view).show(event, printer)
+        })
+        // Ctrl-C while waiting deletes the half-made sandbox, as a failure to get ready does.
+        // Listening starts with the wait (this future is first polled then).
+        .cancel_on(async {
+            match interrupt_signal() {
+                Ok(mut interrupt) => {
+                    interrupt.recv().await;
+                }
+                Err(e) => {
+                    tracing::warn!("{e:#}");
+                    std::future::pending::<()>().await;
+                }
+            }
+        });
     if let Some(name) = &spec.name {
         builder = builder.name(name.clone());
     }
@@ -152,103 +176,96 @@ pub(crate) async fn create_sandbox(
     for (key, value) in &spec.env {
         builder = builder.env(key.clone(), value.clone());
     }
-    progress.update("creating the app");
-    let sandbox = match builder.create().await {
-        Ok(sandbox) => sandbox,
-        Err(e) => {
-            progress.clear();
-            return Err(e).context("cannot create the sandbox");
+    let create = builder.create();
+    tokio::pin!(create);
+    // The spinner turns between two polls.
+    let tick = lock(&view).progress.tick();
+    let result = loop {
+        tokio::select! {
+            result = &mut create => break result,
+            () = tokio::time::sleep(tick) => lock(&view).redraw(),
         }
     };
-    if !wait {
-        progress.finish("app created; not waiting for its deployment");
-        return Ok(sandbox);
-    }
-    // Polls start fast and slow down to the cap (App Platform's API is rate limited).
-    let max_poll = match ctx.settings.provider {
-        ProviderKind::Local => Duration::from_millis(200),
-        ProviderKind::DigitalOcean => Duration::from_secs(2),
-    };
-    // Ctrl-C while waiting deletes the half-made sandbox, as a failure to get ready does.
-    let mut interrupt = interrupt_signal()?;
-    let waited = tokio::select! {
-        waited = wait_with_progress(&sandbox, spec.ready_timeout, max_poll, progress) => {
-            waited.map_err(anyhow::Error::from)
-        }
-        _ = interrupt.recv() => Err(CliError::Interrupted.into()),
-    };
-    match waited {
-        Ok(()) => {
-            progress.finish("ready");
+    let mut view = lock(&view);
+    match result {
+        Ok(sandbox) => {
+            view.progress.finish(if wait {
+                "ready"
+            } else {
+                "app created; not waiting for its deployment"
+            });
             Ok(sandbox)
         }
         Err(e) => {
-            progress.clear();
-            if let Err(delete_error) = sandbox.delete().await {
-                ctx.printer.warn(format!(
-                    "could not delete sandbox `{}` ({}) that did not become ready: {delete_error}",
-                    sandbox.name(),
-                    sandbox.id()
-                ));
-            } else {
-                ctx.printer.info(format!(
-                    "deleted sandbox `{}` ({}), which did not become ready",
-                    sandbox.name(),
-                    sandbox.id()
-                ));
-            }
-            Err(e).context(format!("sandbox `{}` did not become ready", sandbox.name()))
+            view.progress.clear();
+            let Some((id, name)) = view.created.take() else {
+                return Err(e).context("cannot create the sandbox");
+            };
+            let e = match e {
+                sandbox_core::Error::CleanupFailed {
+                    error,
+                    delete_error,
+                    ..
+                } => {
+                    ctx.printer.warn(format!(
+                        "could not delete sandbox `{name}` ({id}) that did not become ready: {delete_error}"
+                    ));
+                    *error
+                }
+                e => e,
+            };
+            let e = match e {
+                sandbox_core::Error::Cancelled { .. } => anyhow::Error::new(CliError::Interrupted),
+                e => anyhow::Error::new(e),
+            };
+            Err(e.context(format!("sandbox `{name}` did not become ready")))
         }
     }
 }
 
-async fn wait_with_progress(
-    sandbox: &Sandbox,
-    timeout: Duration,
-    max_poll: Duration,
-    progress: &mut Progress,
-) -> Result<(), sandbox_core::Error> {
-    let start = Instant::now();
-    let mut poll = Duration::from_millis(100).min(max_poll);
-    loop {
-        let status = sandbox.status().await?;
-        let state = match status {
-            AppStatus::Active => return Ok(()),
-            AppStatus::Failed { phase, reason } => {
-                return Err(sandbox_core::Error::DeploymentFailed {
-                    app_id: sandbox.id().to_owned(),
-                    phase,
-                    reason,
-                });
+/// What `create_sandbox` shows while the SDK creates: the progress line, and the sandbox once
+/// it exists.
+struct CreateView {
+    progress: Progress,
+    /// Id and name, once the app exists.
+    created: Option<(String, String)>,
+    /// Whether the spinner turns (while waiting for the deployment).
+    animate: bool,
+}
+
+impl CreateView {
+    fn show(&mut self, event: &sandbox_core::Progress, printer: Printer) {
+        match event {
+            sandbox_core::Progress::Creating => self.progress.update(&event.to_string()),
+            sandbox_core::Progress::Created { app_id, name } => {
+                self.created = Some((app_id.clone(), name.clone()));
             }
-            AppStatus::Deploying {
-                phase,
-                progress: Some(steps),
-            } if steps.total_steps > 0 => format!(
-                "{phase} ({}/{} steps)",
-                steps.success_steps, steps.total_steps
-            ),
-            AppStatus::Deploying { phase, .. } => phase.to_string(),
-            _ => "waiting for the first deployment".to_owned(),
-        };
-        if start.elapsed() >= timeout {
-            return Err(sandbox_core::Error::NotReady {
-                app_id: sandbox.id().to_owned(),
-                status: state,
-                waited: start.elapsed(),
-            });
-        }
-        let next = Instant::now() + poll;
-        loop {
-            progress.update(&state);
-            let now = Instant::now();
-            if now >= next {
-                break;
+            sandbox_core::Progress::Waiting { .. } => {
+                self.animate = true;
+                self.progress.update(&event.to_string());
             }
-            tokio::time::sleep(progress.tick().min(next - now)).await;
+            sandbox_core::Progress::Deleting { .. } => {
+                self.animate = false;
+                self.progress.clear();
+            }
+            sandbox_core::Progress::Deleted { app_id, name } => printer.info(format!(
+                "deleted sandbox `{name}` ({app_id}), which did not become ready"
+            )),
+            _ => {}
         }
-        poll = (poll * 2).min(max_poll);
     }
+
+    fn redraw(&mut self) {
+        if self.animate {
+            self.progress.redraw();
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Listens for Ctrl-C (SIGINT) from now on: a signal that arrives before the first `recv` is
@@ -260,7 +277,7 @@ pub(crate) fn interrupt_signal() -> Result<tokio::signal::unix::Signal> {
 
 /// The line that tells which provider is in use.
 pub(crate) fn provider_note(ctx: &Ctx) -> String {
-    format!("provider: {}", ctx.provider.label)
+    format!("provider: {}", ctx.provider.label())
 }
 
 /// `1.2s` since `start`.

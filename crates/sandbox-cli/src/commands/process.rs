@@ -22,7 +22,7 @@ struct ProcessJson {
 }
 
 pub(crate) async fn ps(ctx: &Ctx, args: PsArgs) -> Result<Exit> {
-    let sandbox = ctx.provider.attach_target(&args.target).await?;
+    let sandbox = ctx.attach_target(&args.target).await?;
     let processes = sandbox
         .processes(args.filter.as_deref())
         .await
@@ -60,7 +60,7 @@ pub(crate) async fn ps(ctx: &Ctx, args: PsArgs) -> Result<Exit> {
 }
 
 pub(crate) async fn launch(ctx: &Ctx, args: LaunchArgs) -> Result<Exit> {
-    let sandbox = ctx.provider.attach_target(&args.target).await?;
+    let sandbox = ctx.attach_target(&args.target).await?;
     let command = args.argv.join(" ");
     let mut request = LaunchRequest::new(command.clone());
     if let Some(cwd) = &args.cwd {
@@ -134,7 +134,6 @@ pub(crate) async fn kill(ctx: &Ctx, args: KillArgs) -> Result<Exit> {
     let (name, rest) = split_target(&args.target, &args.args, min, max, usage)?;
     let signal = parse_signal(&args.signal)?;
     let sandbox = ctx
-        .provider
         .attach(
             name.as_deref(),
             args.target.id.as_deref(),
@@ -174,7 +173,7 @@ pub(crate) async fn kill(ctx: &Ctx, args: KillArgs) -> Result<Exit> {
 }
 
 pub(crate) async fn logs(ctx: &Ctx, args: LogsArgs) -> Result<Exit> {
-    let sandbox = ctx.provider.attach_target(&args.target).await?;
+    let sandbox = ctx.attach_target(&args.target).await?;
     if let Some(pid) = args.pid {
         let tail = args.tail.map(|n| n as usize);
         let log = sandbox
