@@ -21,8 +21,8 @@ export CARGO_TERM_COLOR=never
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
-# Every library layer can be published on its own (the test crate is publish = false).
-cargo package --workspace --no-verify --quiet
+# Every library layer can be published on its own (the test crates are publish = false).
+cargo package --workspace --exclude workspace-tests --exclude sandbox-testkit --no-verify --quiet
 # Tests that need local sandboxes fail here instead of skipping.
 export SANDBOX_REQUIRE_LOCAL=1
 cargo test --workspace --all-features --no-fail-fast
