@@ -60,22 +60,14 @@ impl FileSystem {
             .upload_with(&archive.0, &remote_archive, &options.transfer)
             .await?;
         let out = self
-            .run(
+            .run_or_discard(
                 "extract into",
                 remote,
                 script::TAR_EXTRACT,
                 &[remote, &remote_archive],
-                None,
-                self.timeout,
+                &remote_archive,
             )
-            .await;
-        let out = match out {
-            Ok(out) => out,
-            Err(e) => {
-                self.discard(&remote_archive).await;
-                return Err(e);
-            }
-        };
+            .await?;
         ok_or_fail("extract into", remote, out)?;
         Ok(size)
     }
@@ -116,22 +108,14 @@ impl FileSystem {
         args.extend(options.exclude.iter().map(|p| format!("--exclude={p}")));
         let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = self
-            .run(
+            .run_or_discard(
                 "archive",
                 remote,
                 script::TAR_CREATE,
                 &arg_refs,
-                None,
-                self.timeout,
+                &remote_archive,
             )
-            .await;
-        let out = match out {
-            Ok(out) => out,
-            Err(e) => {
-                self.discard(&remote_archive).await;
-                return Err(e);
-            }
-        };
+            .await?;
         let out = if out.code() == Some(1) {
             tracing::warn!(remote = %remote, stderr = %out.stderr_text().trim(), "files changed while the folder was archived");
             out
@@ -177,6 +161,25 @@ impl FileSystem {
             "folder extracted"
         );
         Ok(size)
+    }
+
+    /// Runs a script that makes or uses the sandbox archive `archive`; when the command itself
+    /// fails to run (console lost, timeout), the archive is removed before the error returns.
+    async fn run_or_discard(
+        &self,
+        operation: &str,
+        path: &str,
+        body: &str,
+        args: &[&str],
+        archive: &str,
+    ) -> Result<ExecOutput> {
+        let out = self
+            .run(operation, path, body, args, None, self.timeout)
+            .await;
+        if out.is_err() {
+            self.discard(archive).await;
+        }
+        out
     }
 
     /// Brings the sandbox's archive of a folder (of the size its creator reported) to a local
