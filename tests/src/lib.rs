@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use appplatform_emulator::{Emulator, EmulatorHandle};
+use appplatform_emulator::EmulatorHandle;
 use appspec::{AppSpec, ComponentType, ImageKind, SandboxTemplate};
 use doctl_driver::{App, Console, ConsoleTarget, DoApi, Doctl, Platform, Token};
 use sandbox_local::LocalPlatform;
@@ -48,12 +48,7 @@ impl Bench {
     pub async fn start(driver: Driver) -> Option<Bench> {
         let state = tempfile::tempdir().expect("temp dir");
         let backend = sandbox_testkit::local_platform(state.path())?;
-        let emulator = Emulator::builder()
-            .backend(Arc::new(backend.clone()))
-            .pace(Duration::ZERO)
-            .start()
-            .await
-            .expect("emulator");
+        let emulator = sandbox_testkit::emulator_over(&backend).await;
         let platform = driver_for(driver, &emulator, emulator.token());
         Some(Bench {
             driver,

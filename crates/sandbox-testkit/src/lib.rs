@@ -124,12 +124,7 @@ pub async fn target(via: Via) -> Option<Target> {
     let (platform, emulator): (Arc<dyn Platform>, _) = match via {
         Via::Local => (Arc::new(backend.clone()), None),
         Via::Doctl | Via::Api => {
-            let emulator = Emulator::builder()
-                .backend(Arc::new(backend.clone()))
-                .pace(Duration::ZERO)
-                .start()
-                .await
-                .expect("emulator");
+            let emulator = emulator_over(&backend).await;
             let token = emulator.token().to_owned();
             (driver(via, &emulator, &token), Some(emulator))
         }
@@ -140,6 +135,20 @@ pub async fn target(via: Via) -> Option<Target> {
         emulator,
         state,
     })
+}
+
+/// An emulator over `backend` that walks deployments without pause.
+///
+/// # Panics
+///
+/// When the emulator cannot start.
+pub async fn emulator_over(backend: &LocalPlatform) -> EmulatorHandle {
+    Emulator::builder()
+        .backend(Arc::new(backend.clone()))
+        .pace(Duration::ZERO)
+        .start()
+        .await
+        .expect("emulator")
 }
 
 /// A driver of `via`'s kind on `emulator`, with `token` and a [`DRIVER_TIMEOUT`] on each

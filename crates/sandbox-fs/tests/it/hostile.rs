@@ -6,6 +6,7 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 
 use sandbox_fs::{DirOptions, Error, ExistingDir, FileKind, FileSystem, SandboxFsExt};
+use sandbox_testkit::CraftedTar;
 use tar::EntryType;
 
 use crate::common::{Via, sandbox_with_env};
@@ -18,24 +19,6 @@ if [ "$1" = -c ] && [ -f /home/sandbox/evil.tar ]; then
 fi
 exec /usr/bin/tar "$@"
 "#;
-
-/// Crafted streams; every file here has mode 0644.
-#[derive(Default)]
-struct Stream(sandbox_testkit::CraftedTar);
-
-impl Stream {
-    fn member(self, name: &[u8], kind: EntryType, mode: u32, data: &[u8], link: &[u8]) -> Self {
-        Stream(self.0.member(name, kind, mode, data, link))
-    }
-
-    fn file(self, name: &str, data: &[u8]) -> Self {
-        Stream(self.0.file(name, 0o644, data))
-    }
-
-    fn end(self) -> Vec<u8> {
-        self.0.end()
-    }
-}
 
 /// Everything below `dir`, as sorted relative paths.
 fn listing(dir: &Path) -> Vec<String> {
@@ -150,9 +133,9 @@ async fn attacks(via: Via) {
     let host_path = host_dir.to_str().expect("utf-8");
 
     // A member beneath a planted symlink, in one stream.
-    let stream = Stream::default()
+    let stream = CraftedTar::new()
         .member(b"esc", EntryType::Symlink, 0o777, b"", host_path.as_bytes())
-        .file("esc/file", b"pwned")
+        .file("esc/file", 0o644, b"pwned")
         .end();
     let err = refused(&fs, stream, &fresh, &DirOptions::new()).await;
     assert_refused(&err, Some("esc/file"), "lies beneath `esc`");
@@ -160,7 +143,7 @@ async fn attacks(via: Via) {
     // The second-download exploit: a symlink already in the local folder, and a stream that
     // writes beneath it. A merge refuses before anything moves.
     symlink(&host_dir, local.join("esc")).expect("planted link");
-    let stream = Stream::default().file("./esc/file", b"pwned").end();
+    let stream = CraftedTar::new().file("./esc/file", 0o644, b"pwned").end();
     let merge = DirOptions::new().existing(ExistingDir::Merge);
     let err = refused(&fs, stream.clone(), &local, &merge).await;
     assert!(
@@ -174,17 +157,19 @@ async fn attacks(via: Via) {
 
     for (stream, member, rule) in [
         (
-            Stream::default().file("/etc/cron.d/evil", b"x").end(),
+            CraftedTar::new()
+                .file("/etc/cron.d/evil", 0o644, b"x")
+                .end(),
             Some("/etc/cron.d/evil"),
             "absolute path",
         ),
         (
-            Stream::default().file("../../evil", b"x").end(),
+            CraftedTar::new().file("../../evil", 0o644, b"x").end(),
             Some("../../evil"),
             "`..` component",
         ),
         (
-            Stream::default()
+            CraftedTar::new()
                 .member(b"pw", EntryType::Link, 0o644, b"", b"/etc/passwd")
                 .end(),
             Some("pw"),
@@ -196,13 +181,13 @@ async fn attacks(via: Via) {
     }
 
     // Limits: bytes and members.
-    let stream = Stream::default().file("big", &[7; 5000]).end();
+    let stream = CraftedTar::new().file("big", 0o644, &[7; 5000]).end();
     let err = refused(&fs, stream, &fresh, &DirOptions::new().max_bytes(1000)).await;
     assert_refused(&err, Some("big"), "limit of 1000 bytes");
-    let stream = Stream::default()
-        .file("a", b"a")
-        .file("b", b"b")
-        .file("c", b"c")
+    let stream = CraftedTar::new()
+        .file("a", 0o644, b"a")
+        .file("b", 0o644, b"b")
+        .file("c", 0o644, b"c")
         .end();
     let err = refused(
         &fs,
@@ -214,9 +199,9 @@ async fn attacks(via: Via) {
     assert_refused(&err, Some("c"), "limit of 2 members");
 
     // A stream cut in the middle of a member, and one cut at a member boundary.
-    let long = Stream::default()
-        .file("a", &[1; 2000])
-        .file("b", b"b")
+    let long = CraftedTar::new()
+        .file("a", 0o644, &[1; 2000])
+        .file("b", 0o644, b"b")
         .end();
     let err = refused(&fs, long[..1000].to_vec(), &fresh, &DirOptions::new()).await;
     assert_refused(&err, Some("a"), "cut short");
@@ -241,10 +226,10 @@ async fn attacks(via: Via) {
     );
 
     // A device node and a FIFO are skipped; the rest arrives.
-    let stream = Stream::default()
+    let stream = CraftedTar::new()
         .member(b"tty", EntryType::Char, 0o666, b"", b"")
         .member(b"pipe", EntryType::Fifo, 0o644, b"", b"")
-        .file("data", b"fine")
+        .file("data", 0o644, b"fine")
         .end();
     fs.write("/home/sandbox/evil.tar", stream)
         .await
