@@ -176,6 +176,7 @@ mod tests {
         let timeout = anyhow::Error::new(sandbox_core::Error::Timeout {
             operation: "sleep 9".into(),
             timeout: Duration::from_secs(1),
+            may_have_run: true,
         });
         assert_eq!(exit_for(&timeout).code(), 5);
         let usage = anyhow::Error::new(CliError::Usage("bad".into()));

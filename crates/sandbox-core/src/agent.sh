@@ -4,26 +4,37 @@ U=$(umask)
 umask 077
 mkdir -p "$T/.sandbox-exec.$N" 2>/dev/null || T=${HOME:-/}
 D=$T/.sandbox-exec.$N
-mkdir -p "$D" || { printf '@%s:0:f:mkdir\n' "$N"; exit 1; }
+mkdir -p "$D" || { printf '@%s:0:f:mkdir:5\n' "$N"; exit 1; }
 echo $$ >"$D/agent"
-B= E= G=
+B= E= G= W=16
 [ -z "$SANDBOX_EXEC_NO_SETSID" ] && command -v setsid >/dev/null 2>&1 && G=1
 H=; [ -z "$SANDBOX_EXEC_NO_HEAD" ] && [ -t 0 ] && case $(stty -a 2>/dev/null) in *[!-]icanon*) H=1;; esac
-_f() { printf '@%s:%s:%s:%s\n' "$N" "$1" "$2" "$3"; }
 L='
 '
 _o() { if [ ${#1} -le 900 ]; then printf %s "$1"; else printf %s "$1" | dd ibs=65536 obs=2097152 2>/dev/null; fi; }
-_w() { _o "@$N:$1:$2:$3$L"; }
+_w() { _o "@$N:$1:$2:$3:${#3}$L"; }
+_f() { printf '@%s:%s:%s:%s:%s\n' "$N" "$1" "$2" "$3" "${#3}"; }
+_q() { case $1 in *==) q=$((${#1}/4*3-2));; *=) q=$((${#1}/4*3-1));; *) q=$((${#1}/4*3));; esac; }
 _c() {
-  [ -s "$3" ] || return 0
   z=; read -r _ z <"/proc/self/fdinfo/$4" 2>/dev/null
-  case $z in ''|*[!0-9]*) ;; *) [ "$z" -le 393216 ] && { c=$(base64 -w0 "$3") && F="$F@$N:$1:$2:$c$L"; return; };; esac
+  case $z in ''|*[!0-9]*) z=$(wc -c <"$3") || z=0;; esac
+  eval "Z$2=\$z"
+  [ "$z" -gt 0 ] || return 0
+  [ "$z" -le 393216 ] && { c=$(base64 -w0 "$3") && F="$F@$N:$1:$2:$c:${#c}$L"; return; }
   k=0
-  while c=$(dd if="$3" bs=393216 skip=$k count=1 2>/dev/null | base64 -w0); [ -n "$c" ]; do
-    _w "$1" "$2" "$c"; [ ${#c} -lt 524288 ] && break; k=$((k+1))
+  while [ $((k*393216)) -lt "$z" ]; do
+    c=$(dd if="$3" bs=393216 skip=$k count=1 2>/dev/null | base64 -w0); [ -n "$c" ] || break
+    _w "$1" "$2" "$c"; k=$((k+1))
   done
 }
-_s() { while c=$(dd bs=65536 count=1 2>/dev/null | base64 -w0); [ -n "$c" ]; do _w "$1" "$2" "$c"; done; }
+_s() {
+  t=0 n=0 w=$W
+  while c=$(dd bs=65536 count=1 2>/dev/null | base64 -w0); [ -n "$c" ]; do
+    _w "$1" "$2" "$c"; _q "$c"; t=$((t+q)); n=$((n+1)); [ -f "$D/$1.q" ] && break
+    while [ $n -ge $w ]; do read -r g <&5 || break 2; w=$((w+g)); done
+  done
+  echo "$t" >"$D/$1.$2n"
+}
 _g() { for f in "$1"/*.p; do [ -f "$f" ] && [ ! -f "${f%.p}.d" ] && read -r p <"$f" && [ -n "$p" ] && kill -9 -"$p" 2>/dev/null; done; }
 _z() { _g "$D"; rm -rf "$D" 2>/dev/null; exit 0; }
 _a() { B=$B$1; }
@@ -35,32 +46,73 @@ _h() {
 }
 _I() { _h "$2" >>"$D/$1.b"; }
 _B() { _h "$2" >"$D/$1.s"; }
-_k() { [ -f "$D/$1.d" ] && return; : >"$D/$1.k"; p=; [ -f "$D/$1.p" ] && read -r p <"$D/$1.p"; [ -n "$p" ] && { kill -"$2" -"$p" 2>/dev/null || kill -"$2" "$p" 2>/dev/null; }; }
+_v() { R= W= S=; { read -r _ R; read -r _ W; } <"/proc/$1/io" 2>/dev/null; read -r _ _ S _ <"/proc/$1/stat" 2>/dev/null; }
+_u() {
+  n=0 l=
+  while [ $n -lt 200 ]; do
+    _v "$1"; [ -n "$R" ] && [ -n "$2" ] || break
+    [ $((W-$2)) -ge 2097152 ] && break
+    [ "$S" = S ] && [ "$R" = "$l" ] && break
+    l=$R n=$((n+1)); sleep 0.005
+  done
+  kill "$1" 2>/dev/null
+}
+_d() {
+  [ -f "$D/$1.d" ] || [ ! -f "$D/$1.a" ] && return
+  read -r _1 _2 _3 _4 <"$D/$1.a" || return
+  if [ -n "$_3" ]; then { _u "$_1" "$_3" & _u "$_2" "$_4"; wait; } &
+  elif [ "$2" = 9 ]; then kill "$_1" "$_2" 2>/dev/null
+  else : >"$D/$1.q"; { sleep 0.05; kill "$_1" "$_2" 2>/dev/null; } & fi
+}
+_k() {
+  [ -f "$D/$1.d" ] && return; : >"$D/$1.k"; p=; [ -f "$D/$1.p" ] && read -r p <"$D/$1.p"
+  [ -n "$p" ] && { kill -"$2" -"$p" 2>/dev/null || kill -"$2" "$p" 2>/dev/null; }
+  [ "$2" = 9 ] && _d "$1" 9
+}
+_n() { [ -p "$D/$1.$2c" ] && printf '%s\n' "$3" 1<>"$D/$1.$2c"; }
+_y() { printf '@%s:0:h::0\n' "$N"; }
 _j() {
   i=$1 o=$D/$1.o e=$D/$1.e n=/dev/null
   if [ -n "$_E" ]; then _S=$(printf %s "$_E" | base64 -d) || { _f "$i" f script; return; }; fi
   if [ -f "$D/$i.s" ]; then _S=$(base64 -d <"$D/$i.s") || { _f "$i" f script; return; }; fi
   if [ -f "$D/$i.b" ]; then base64 -d <"$D/$i.b" >"$D/$i.i" || { _f "$i" f stdin; return; }; n=$D/$i.i; fi
-  if [ "$2" = s ]; then
-    rm -f "$o" "$e"; mkfifo "$o" "$e" || { _f "$i" f fifo; return; }
-    _s "$i" o <"$o" & a=$!
-    _s "$i" e <"$e" & b=$!
-  fi
-  exec 3>"$o" 4>"$e"
+  case $2 in
+  s*)
+    mkfifo "$o" "$e" "$D/$i.oc" "$D/$i.ec" || { _f "$i" f fifo; return; }
+    _s "$i" o <"$o" 5<>"$D/$i.oc" & a=$!
+    _s "$i" e <"$e" 5<>"$D/$i.ec" & b=$!
+    ;;
+  *)
+    mkfifo "$D/$i.of" "$D/$i.ef" || { _f "$i" f fifo; return; }
+    exec 3>"$o" 4>"$e"
+    o=$D/$i.of e=$D/$i.ef
+    cat <"$o" >&3 3>&- 4>&- & a=$!
+    cat <"$e" >&4 3>&- 4>&- & b=$!
+    ;;
+  esac
+  echo "$a $b" >"$D/$i.a"
   umask "$U"
-  if [ -n "$G" ]; then setsid sh -c "$_S" <"$n" >&3 2>&4 3>&- 4>&- & p=$!
-  else timeout -s KILL "$3" sh -c "$_S" <"$n" >&3 2>&4 3>&- 4>&- & p=$!; fi
+  if [ -n "$G" ]; then setsid sh -c "$_S" <"$n" >"$o" 2>"$e" 3>&- 4>&- & p=$!
+  else timeout -s KILL "$3" sh -c "$_S" <"$n" >"$o" 2>"$e" 3>&- 4>&- & p=$!; fi
   echo "$p" >"$D/$i.p"
-  [ -f "$D/$i.k" ] && { kill -9 -"$p" 2>/dev/null || kill -9 "$p" 2>/dev/null; }
+  [ -f "$D/$i.k" ] && { kill -9 -"$p" 2>/dev/null || kill -9 "$p" 2>/dev/null; kill "$a" "$b" 2>/dev/null; }
   wait "$p"; r=$?
-  F=
-  if [ "$2" = s ]; then exec 3>&- 4>&-; wait "$a" "$b"; else _c "$i" o "$o" 3; _c "$i" e "$e" 4; fi
-  _o "$F@$N:$i:x:$r$L"
+  case $2 in *k) kill -9 -"$p" 2>/dev/null;; esac
+  case $2 in c*) _v "$a"; w=$W; _v "$b"; echo "$a $b $w $W" >"$D/$i.a";; esac
+  _f "$i" q "$r"
+  wait "$a" "$b"
+  F= Zo=- Ze=-
+  case $2 in
+  s*) [ -f "$D/$i.on" ] && read -r Zo <"$D/$i.on"; [ -f "$D/$i.en" ] && read -r Ze <"$D/$i.en";;
+  *) _c "$i" o "$D/$i.o" 3; _c "$i" e "$D/$i.e" 4;;
+  esac
+  x=$r:$Zo:$Ze
+  _o "$F@$N:$i:x:$x:${#x}$L"
   : >"$D/$i.d"
 }
 _r() {
   set --
-  for f in "$D"/*.d; do [ -f "$f" ] && b=${f%.d} && set -- "$@" "$b.o" "$b.e" "$b.p" "$b.b" "$b.i" "$b.k" "$b.s" "$f"; done
+  for f in "$D"/*.d; do [ -f "$f" ] && b=${f%.d} && set -- "$@" "$b".[oepbiksaq] "$b".[oe][fcn] "$f"; done
   [ $# -gt 0 ] && rm -f "$@"
 }
 C=0

@@ -93,16 +93,20 @@ pub async fn run(
         return;
     };
     let hostile = Arc::new(HostilePlatform::new(Arc::clone(&target.platform)));
-    hostile.set_hostility(hostility);
+    hostile.set_hostility(hostility.clone());
     let platform: Arc<dyn Platform> = hostile.clone();
     let name = format!("conf-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let sandbox = Sandbox::builder()
+    let mut builder = Sandbox::builder()
         .image(ImageKind::Python)
         .component_type(ComponentType::Worker)
         .name(name)
         .defaults(TemplateDefaults::default())
         .timeout(Duration::from_secs(120))
-        .platform(platform)
+        .platform(platform);
+    if let Some(timeout) = hostility.heartbeat_timeout {
+        builder = builder.heartbeat_timeout(timeout);
+    }
+    let sandbox = builder
         .create()
         .await
         .unwrap_or_else(|e| panic!("creating the sandbox failed: {}", chain(&e)));
@@ -202,7 +206,9 @@ macro_rules! conformance_tests {
             signal_status, concurrent_commands, timeout_keeps_console, stdin_round_trip,
             env_cwd_stateless, session_persists, argv_without_quoting, streaming_events,
             console_reused, console_drop_fails_command_once, console_drop_during_bootstrap, cancel_kills_command, hostile_terminal, processes, processes_leave_out_the_agent,
-            process_exit_status, lifecycle, scoped_sandbox, blocking_facade);
+            process_exit_status, lifecycle, scoped_sandbox, blocking_facade,
+            reopened_outputs_are_exact, background_children_do_not_hold_the_result,
+            session_request_scope, stalled_console_is_lost, slow_reader_slows_the_command);
     };
     ($make:path; $($case:ident),+ $(,)?) => {
         $(
@@ -218,6 +224,9 @@ macro_rules! conformance_tests {
     };
 }
 
+/// The heartbeat timeout of `stalled_console_is_lost`.
+pub const STALL_HEARTBEAT: Duration = Duration::from_secs(2);
+
 /// The console hostility a case starts with.
 #[must_use]
 pub fn hostility_for(case: &str) -> Hostility {
@@ -225,6 +234,9 @@ pub fn hostility_for(case: &str) -> Hostility {
     if case == "hostile_terminal" {
         hostility.chunk_size = Some(1);
         hostility.replace_non_ascii_input = true;
+    }
+    if case == "stalled_console_is_lost" {
+        hostility.heartbeat_timeout = Some(STALL_HEARTBEAT);
     }
     hostility
 }
@@ -448,7 +460,10 @@ pub mod cases {
             .timeout(Duration::from_millis(1500));
         let err = ctx.sandbox.exec_with(request).await.unwrap_err();
         assert!(err.is_timeout(), "{err}");
-        assert!(err.is_retryable());
+        assert!(
+            !err.is_retryable(),
+            "a command that ran is not retryable: {err:?}"
+        );
         let out = ok(ctx.sandbox.exec("echo still here").await);
         assert_eq!(out.stdout, b"still here\n");
         // The whole group is gone (checked with a deadline, not a timing).
@@ -738,7 +753,10 @@ pub mod cases {
         let result = running.await.expect("task");
         let err = result.unwrap_err();
         assert!(matches!(err, Error::ConsoleLost { .. }), "{err}");
-        assert!(err.is_retryable());
+        assert!(
+            !err.is_retryable(),
+            "a command that ran is not retryable: {err:?}"
+        );
         let out = ok(ctx.sandbox.exec("cat runs.txt").await);
         assert_eq!(out.stdout, b"run\n", "the cut-off command ran again");
         assert_eq!(ctx.hostile.consoles_opened(), 2);
@@ -1009,5 +1027,293 @@ pub mod cases {
         assert_eq!(streamed.stdout, b"s\n");
         assert!(chunks >= 2);
         assert_eq!(pwd.stdout, b"/tmp\n");
+    }
+
+    /// Runs `request` collected and streamed; the two results must be the same, byte for byte.
+    async fn both(sandbox: Sandbox, request: ExecRequest) -> crate::ExecOutput {
+        let collected = ok(sandbox.exec_with(request.clone()).await);
+        let streamed = ok(ok(sandbox.exec_stream(request).await)
+            .collect_output()
+            .await);
+        assert_eq!(collected, streamed, "collect and stream mode disagree");
+        collected
+    }
+
+    /// Waits (with a deadline) until no process's command line starts with `prefix`.
+    async fn wait_until_gone(sandbox: &Sandbox, prefix: &str) {
+        for _ in 0..300 {
+            let listing = ok(sandbox.exec(PS_ARGS).await).stdout_text();
+            if !listing.lines().any(|line| line.starts_with(prefix)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("`{prefix}` is still running after 30 s");
+    }
+
+    /// Kills every process whose command line starts with `prefix`.
+    async fn kill_all(sandbox: &Sandbox, prefix: &str) {
+        ok(sandbox
+            .exec(&format!(
+                "for p in /proc/[0-9]*; do case \"$(tr '\\000' ' ' <$p/cmdline 2>/dev/null)\" in \
+                 '{prefix}'*) kill -9 ${{p#/proc/}} 2>/dev/null;; esac; done; true"
+            ))
+            .await);
+    }
+
+    /// Output through `/dev/stdout` and `/dev/stderr` reopened by the command, `tee` on
+    /// them, and a large append next to concurrent commands: exact in both modes.
+    pub async fn reopened_outputs_are_exact(ctx: Ctx) {
+        let s = &ctx.sandbox;
+        let out = both(
+            s.clone(),
+            ExecRequest::shell(
+                "echo zero; echo one >/dev/stdout; echo two >>/dev/stdout; echo three",
+            ),
+        )
+        .await;
+        assert_eq!(out.stdout, b"zero\none\ntwo\nthree\n");
+        let out = both(
+            s.clone(),
+            ExecRequest::shell("echo hi | tee /dev/stderr; echo err >/dev/stderr; echo out"),
+        )
+        .await;
+        assert_eq!(out.stdout, b"hi\nout\n");
+        assert_eq!(out.stderr, b"hi\nerr\n");
+        // Several megabytes appended through `>>/dev/stdout` while other commands print:
+        // every output arrives whole and apart.
+        let big = "head -c 3000000 /dev/zero | tr '\\0' x >>/dev/stdout; echo end";
+        let mut runs = Vec::new();
+        for i in 0..3 {
+            runs.push(both(s.clone(), ExecRequest::shell(big)));
+            runs.push(both(
+                s.clone(),
+                ExecRequest::shell(format!("echo small {i}; echo e{i} >/dev/stderr")),
+            ));
+        }
+        let outs = futures::future::join_all(runs).await;
+        for (k, out) in outs.iter().enumerate() {
+            if k % 2 == 0 {
+                assert_eq!(out.stdout.len(), 3_000_004, "large output {k}");
+                assert!(out.stdout[..3_000_000].iter().all(|&b| b == b'x'));
+                assert!(out.stdout.ends_with(b"x\nend\n") || out.stdout.ends_with(b"xend\n"));
+                assert!(out.stderr.is_empty());
+            } else {
+                assert_eq!(out.stdout, format!("small {}\n", k / 2).into_bytes());
+                assert_eq!(out.stderr, format!("e{}\n", k / 2).into_bytes());
+            }
+        }
+    }
+
+    /// Children left running with the output pipes open never hold the result back: it is
+    /// complete after the drain grace; they keep running unless the request kills them.
+    pub async fn background_children_do_not_hold_the_result(ctx: Ctx) {
+        let s = &ctx.sandbox;
+        let tag = uuid::Uuid::new_v4().as_u128() % 1_000_000;
+        let out = both(
+            s.clone(),
+            ExecRequest::shell(format!("sleep 1000.{tag} & echo started")),
+        )
+        .await;
+        assert_eq!(out.stdout, b"started\n");
+        assert!(out.success());
+        let listing = ok(s.exec(PS_ARGS).await).stdout_text();
+        let sleeping = listing
+            .lines()
+            .filter(|l| l.starts_with(&format!("sleep 1000.{tag}")))
+            .count();
+        assert_eq!(sleeping, 2, "the children keep running: {listing}");
+        kill_all(s, &format!("sleep 1000.{tag}")).await;
+
+        let out = both(
+            s.clone(),
+            ExecRequest::shell(format!("sleep 1001.{tag} & echo started")).kill_children(true),
+        )
+        .await;
+        assert_eq!(out.stdout, b"started\n");
+        wait_until_gone(s, &format!("sleep 1001.{tag}")).await;
+
+        // `yes` writes for ever: the result is cut, and `yes` ends on its broken pipe. (With
+        // no grace, the cut comes as soon as the client hears of the exit: `yes` writes
+        // hundreds of megabytes in the default 250 ms.)
+        let word = format!("y{tag}");
+        for streamed in [false, true] {
+            let request = ExecRequest::shell(format!("yes {word} & echo parent >&2"))
+                .drain_grace(Duration::ZERO);
+            let out = if streamed {
+                ok(ok(s.exec_stream(request).await).collect_output().await)
+            } else {
+                ok(s.exec_with(request).await)
+            };
+            assert_eq!(out.stderr, b"parent\n");
+            let line = format!("{word}\n");
+            let whole = out.stdout.len() / line.len() * line.len();
+            assert!(
+                out.stdout[..whole]
+                    .chunks(line.len())
+                    .all(|c| c == line.as_bytes()),
+                "streamed {streamed}: not only `yes` lines"
+            );
+            assert!(line.as_bytes().starts_with(&out.stdout[whole..]));
+        }
+        wait_until_gone(s, &format!("yes {word}")).await;
+
+        // A child that stops itself while holding stdout.
+        for streamed in [false, true] {
+            let request = ExecRequest::shell("sh -c 'echo $$; kill -STOP $$' & echo parent");
+            let out = if streamed {
+                ok(ok(s.exec_stream(request).await).collect_output().await)
+            } else {
+                ok(s.exec_with(request).await)
+            };
+            let text = out.stdout_text();
+            let mut lines: Vec<&str> = text.lines().collect();
+            lines.sort_unstable();
+            assert_eq!(lines.len(), 2, "{text:?}");
+            assert_eq!(lines[1], "parent", "{text:?}");
+            let pid: u32 = lines[0].parse().expect("the child's pid");
+            ok(s.exec(&format!("kill -9 {pid}")).await);
+        }
+    }
+
+    /// A request's own env and cwd apply to it alone; concurrent calls on one session take
+    /// turns in the order they were made.
+    pub async fn session_request_scope(ctx: Ctx) {
+        let session = ctx.sandbox.session();
+        ok(session
+            .exec("export KEEP=session OVER=session; cd /tmp")
+            .await);
+        let probe = "echo $KEEP $OVER ${ONLY-unset}; pwd";
+        let out = ok(session
+            .exec_with(
+                ExecRequest::shell(probe)
+                    .env("OVER", "request")
+                    .env("ONLY", "x")
+                    .cwd("/"),
+            )
+            .await);
+        assert_eq!(out.stdout, b"session request x\n/\n");
+        let out = ok(session.exec(probe).await);
+        assert_eq!(out.stdout, b"session session unset\n/tmp\n");
+        let streamed = ok(ok(session
+            .exec_stream(ExecRequest::shell(probe).env("ONLY", "y"))
+            .await)
+        .collect_output()
+        .await);
+        assert_eq!(streamed.stdout, b"session session y\n/tmp\n");
+        let out = ok(session.exec(probe).await);
+        assert_eq!(out.stdout, b"session session unset\n/tmp\n");
+
+        let tag = uuid::Uuid::new_v4().simple().to_string();
+        let file = format!("turns.{}", &tag[..12]);
+        let scripts: Vec<String> = (0..5)
+            .map(|i| format!("echo start {i} >>{file}; sleep 0.05; echo end {i} >>{file}"))
+            .collect();
+        let outs = futures::future::join_all(scripts.iter().map(|s| session.exec(s))).await;
+        for out in outs {
+            ok(out).exit_ok().expect("a turn");
+        }
+        let out = ok(session.exec(&format!("cat {file}; rm -f {file}")).await);
+        let expected: String = (0..5).map(|i| format!("start {i}\nend {i}\n")).collect();
+        assert_eq!(out.stdout_text(), expected);
+        ok(session.close().await);
+    }
+
+    /// A console that stays open but goes silent fails the commands in flight with
+    /// `ConsoleLost` within the heartbeat deadline (2 s here) plus a grace, in both modes;
+    /// the next command opens a new console.
+    pub async fn stalled_console_is_lost(ctx: Ctx) {
+        let bound = STALL_HEARTBEAT + Duration::from_secs(20);
+        ok(ctx.sandbox.exec("true").await);
+        let sandbox = ctx.sandbox.clone();
+        let running = tokio::spawn(async move { sandbox.exec("sleep 30; echo late").await });
+        ctx.hostile.stall_open_consoles();
+        let err = tokio::time::timeout(bound, running)
+            .await
+            .expect("a stalled console was not noticed")
+            .expect("task")
+            .unwrap_err();
+        assert!(matches!(err, Error::ConsoleLost { .. }), "{err}");
+        assert!(!err.is_retryable());
+
+        let mut stream = ok(ctx
+            .sandbox
+            .exec_stream(ExecRequest::shell("echo up; sleep 30"))
+            .await);
+        match stream.next_event().await {
+            Some(Ok(ExecEvent::Stdout(chunk))) => assert_eq!(&chunk[..], b"up\n"),
+            other => panic!("expected the first line, got {other:?}"),
+        }
+        ctx.hostile.stall_open_consoles();
+        let event = tokio::time::timeout(bound, stream.next_event())
+            .await
+            .expect("a stalled stream was not noticed");
+        assert!(
+            matches!(event, Some(Err(Error::ConsoleLost { .. }))),
+            "{event:?}"
+        );
+        let out = ok(ctx.sandbox.exec("echo back").await);
+        assert_eq!(out.stdout, b"back\n");
+        assert_eq!(ctx.hostile.consoles_opened(), 3);
+    }
+
+    /// A streamed command whose reader stops reading is held back by the flow-control
+    /// window instead of filling the client's memory; read on, every byte arrives.
+    pub async fn slow_reader_slows_the_command(ctx: Ctx) {
+        let s = &ctx.sandbox;
+        let tag = uuid::Uuid::new_v4().simple().to_string();
+        let progress = format!("progress.{}", &tag[..12]);
+        let rounds = 200;
+        let script = format!(
+            "i=0; while [ $i -lt {rounds} ]; do head -c 65536 /dev/zero; i=$((i+1)); echo $i >{progress}; done"
+        );
+        let mut stream = ok(s.exec_stream(ExecRequest::shell(&script)).await);
+        let mut received = match stream.next_event().await {
+            Some(Ok(ExecEvent::Stdout(chunk))) => chunk.len(),
+            other => panic!("expected output, got {other:?}"),
+        };
+        // Not reading on: the command's progress must settle far below its end.
+        let mut last = u32::MAX;
+        let mut steady = 0;
+        for _ in 0..200 {
+            let out = ok(s
+                .exec(&format!("cat {progress} 2>/dev/null || echo 0"))
+                .await);
+            // Empty while the command rewrites it: look again.
+            let Ok(now) = out.stdout_text().trim().parse::<u32>() else {
+                continue;
+            };
+            if now == last {
+                steady += 1;
+                if steady == 3 {
+                    break;
+                }
+            } else {
+                steady = 0;
+                last = now;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            steady, 3,
+            "the command never settled (at {last} of {rounds})"
+        );
+        assert!(
+            last <= 40,
+            "the command ran ahead of its reader: {last} of {rounds} rounds written while one chunk was read"
+        );
+        let mut exit = None;
+        while let Some(event) = stream.next_event().await {
+            match ok(event) {
+                ExecEvent::Stdout(chunk) => received += chunk.len(),
+                ExecEvent::Stderr(chunk) => panic!("stderr: {chunk:?}"),
+                ExecEvent::Exit(status) => exit = Some(status),
+            }
+        }
+        assert!(exit.expect("an exit").success());
+        assert_eq!(received, rounds * 65536);
+        let collected = ok(s.exec(&script).await);
+        assert_eq!(collected.stdout.len(), rounds * 65536);
+        ok(s.exec(&format!("rm -f {progress}")).await);
     }
 }

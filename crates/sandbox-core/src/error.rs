@@ -80,6 +80,9 @@ pub enum Error {
         operation: String,
         /// The deadline it had.
         timeout: Duration,
+        /// Whether a command had been sent: it may have run (or still run, when its kill
+        /// could not be delivered), so trying again could run it twice.
+        may_have_run: bool,
     },
     /// The console to the sandbox ended while an operation depended on it.
     ///
@@ -89,6 +92,23 @@ pub enum Error {
     ConsoleLost {
         /// What happened and what was cut off.
         reason: String,
+        /// Whether a command had been sent when the console was lost.
+        may_have_run: bool,
+    },
+    /// A command's output did not arrive whole: the agent read `expected` bytes of the
+    /// stream but `received` reached the client. The command ran.
+    #[error(
+        "`{command}`: the sandbox read {expected} bytes of its {stream} but {received} arrived"
+    )]
+    Incomplete {
+        /// The command (first 80 bytes).
+        command: String,
+        /// `stdout` or `stderr`.
+        stream: &'static str,
+        /// What the agent read from the command.
+        expected: u64,
+        /// What reached the client.
+        received: u64,
     },
     /// The remote side answered something the exec protocol does not allow.
     #[error("exec protocol error: {message}")]
@@ -132,12 +152,16 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether trying again later may succeed: timeouts, lost consoles, and platform errors
+    /// Whether trying again later may succeed and is safe: timeouts and lost consoles before
+    /// any command was sent, readiness timeouts, and platform errors
     /// that are themselves retryable (rate limits, network errors).
     #[must_use]
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Timeout { .. } | Error::ConsoleLost { .. } | Error::NotReady { .. } => true,
+            Error::Timeout { may_have_run, .. } | Error::ConsoleLost { may_have_run, .. } => {
+                !may_have_run
+            }
+            Error::NotReady { .. } => true,
             Error::Platform(e) => e.is_retryable(),
             _ => false,
         }
@@ -172,9 +196,37 @@ impl Error {
         }
     }
 
+    /// The console was lost before any command was sent.
     pub(crate) fn lost(reason: impl Into<String>) -> Self {
         Error::ConsoleLost {
             reason: reason.into(),
+            may_have_run: false,
+        }
+    }
+
+    /// The console was lost while a command was in flight.
+    pub(crate) fn command_lost(reason: impl Into<String>) -> Self {
+        Error::ConsoleLost {
+            reason: reason.into(),
+            may_have_run: true,
+        }
+    }
+
+    /// A command ran past its timeout.
+    pub(crate) fn command_timeout(command: &str, timeout: Duration) -> Self {
+        Error::Timeout {
+            operation: shorten(command, 80),
+            timeout,
+            may_have_run: true,
+        }
+    }
+
+    /// An operation that runs no command (opening a console) ran past its deadline.
+    pub(crate) fn timeout(operation: impl Into<String>, timeout: Duration) -> Self {
+        Error::Timeout {
+            operation: operation.into(),
+            timeout,
+            may_have_run: false,
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::error::{Error, Result, shorten};
 /// signal death. A program that calls `exit(137)` itself therefore reads as killed by signal 9:
 /// the shell cannot tell the two apart, and neither can this crate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct ExitStatus {
     /// The exit code, when the command exited.
     pub code: Option<i32>,
@@ -187,7 +188,13 @@ pub struct ExecRequest {
     pub(crate) cwd: Option<String>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) stdin: Option<Bytes>,
+    pub(crate) kill_children: bool,
+    pub(crate) drain_grace: Duration,
 }
+
+/// How long a command's output is still read after its process exited while a child it left
+/// running holds stdout or stderr open. See [`ExecRequest::drain_grace`].
+pub const DEFAULT_DRAIN_GRACE: Duration = Duration::from_millis(250);
 
 impl ExecRequest {
     /// A shell command line, run by `sh -c` in the sandbox.
@@ -211,6 +218,8 @@ impl ExecRequest {
             cwd: None,
             timeout: None,
             stdin: None,
+            kill_children: false,
+            drain_grace: DEFAULT_DRAIN_GRACE,
         }
     }
 
@@ -231,6 +240,23 @@ impl ExecRequest {
     /// [`Error::Timeout`]. No timeout by default.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Kills what the command left running in its process group when it exits (`sleep 100 &`
+    /// included). By default such children keep running in the sandbox.
+    pub fn kill_children(mut self, kill: bool) -> Self {
+        self.kill_children = kill;
+        self
+    }
+
+    /// How long to keep reading output after the command's process exited, while a child it
+    /// left running still holds stdout or stderr (default [`DEFAULT_DRAIN_GRACE`]). Then the
+    /// result is complete: what the child writes later is not captured, and its writes to
+    /// those pipes fail (`EPIPE`). Redirect a background child (`cmd >log 2>&1 &`) to keep
+    /// its output.
+    pub fn drain_grace(mut self, grace: Duration) -> Self {
+        self.drain_grace = grace;
         self
     }
 

@@ -83,8 +83,9 @@ pub use exec::{ExecEvent, ExecOutput, ExecRequest, ExecStream, ExitStatus};
 pub use process::{LaunchRequest, ProcessHandle, ProcessInfo, Signal};
 pub use provider::{Driver, Provider, ProviderBuilder, ProviderKind};
 pub use sandbox::{
-    Candidate, DEFAULT_CONSOLE_TIMEOUT, DEFAULT_READY_TIMEOUT, Found, MIN_ID_PREFIX, Progress,
-    ReadyOptions, Sandbox, SandboxBuilder, SandboxInfo, Scope, Session, with_sandbox,
+    Candidate, DEFAULT_CONSOLE_TIMEOUT, DEFAULT_HEARTBEAT_TIMEOUT, DEFAULT_READY_TIMEOUT, Found,
+    MIN_ID_PREFIX, Progress, ReadyOptions, Sandbox, SandboxBuilder, SandboxInfo, Scope, Session,
+    with_sandbox,
 };
 
 pub mod blocking;

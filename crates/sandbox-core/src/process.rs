@@ -194,10 +194,10 @@ impl ProcessHandle {
         let request = ExecRequest::shell(script).timeout(timeout);
         let output = match self.sandbox.exec_with(request).await {
             Err(Error::Timeout { .. }) => {
-                return Err(Error::Timeout {
-                    operation: format!("waiting for process {}", self.pid),
-                    timeout: start.elapsed().max(timeout),
-                });
+                return Err(Error::timeout(
+                    format!("waiting for process {}", self.pid),
+                    start.elapsed().max(timeout),
+                ));
             }
             other => other?.exit_ok()?,
         };
@@ -271,7 +271,7 @@ impl Sandbox {
     ///
     /// Uses `ps` when the image has it, else reads `/proc` (then without %CPU and %MEM).
     /// The exec protocol's own processes are left out: every console agent (and its
-    /// subshells), the helpers it runs for commands (`dd`, `base64`, `head`, `rm`, and the
+    /// subshells), the helpers it runs for commands (`cat`, `mkfifo`, `dd`, `base64`, `head`, `rm`, and the
     /// `timeout` wrapper where `setsid` is missing), and this listing with its parent chain
     /// up to the agent. Commands run by `exec`, what they start, launched processes (with
     /// their wrapper, whose pid [`Sandbox::launch`] reported) and everything else in the

@@ -39,7 +39,7 @@ pub(crate) fn new_nonce() -> String {
 /// The echo of this line cannot contain a frame: the nonce is printed as a separate argument.
 pub(crate) fn bootstrap_quiet(nonce: &str) -> Vec<u8> {
     format!(
-        " stty -echo 2>/dev/null; command set +o emacs +o vi 2>/dev/null; PS1= PS2= PROMPT_COMMAND=; unset HISTFILE; printf '@%s:0:a:\\n' {nonce}\n"
+        " stty -echo 2>/dev/null; command set +o emacs +o vi 2>/dev/null; PS1= PS2= PROMPT_COMMAND=; unset HISTFILE; printf '@%s:0:a::0\\n' {nonce}\n"
     )
     .into_bytes()
 }
@@ -66,11 +66,16 @@ pub(crate) fn bootstrap_agent(nonce: &str) -> Vec<u8> {
 /// Which way the agent returns a command's output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
-    /// Output into files, sent back after the command exits (fewest processes).
+    /// Output through pipes into the agent's files, sent back after the command exits.
     Collect,
-    /// Output through fifos, sent back in chunks as it is produced.
+    /// Output through pipes, sent back in chunks as it is produced, within a window of
+    /// [`STREAM_WINDOW`] unacknowledged chunks per stream.
     Stream,
 }
+
+/// How many chunks of one stream the agent sends before it waits for a credit (`_n`).
+/// Must match `W` in `agent.sh`.
+pub(crate) const STREAM_WINDOW: u32 = 16;
 
 /// Quotes a string for POSIX sh: single quotes, `'` as `'\''`.
 pub(crate) fn quote(text: &str) -> String {
@@ -95,6 +100,7 @@ fn is_plain(bytes: &[u8]) -> bool {
 pub(crate) fn encode_request(
     id: u64,
     mode: Mode,
+    kill_children: bool,
     remote_timeout_secs: u64,
     script: &str,
     stdin: Option<&[u8]>,
@@ -112,9 +118,11 @@ pub(crate) fn encode_request(
             }
         }
     }
-    let mode = match mode {
-        Mode::Collect => 'c',
-        Mode::Stream => 's',
+    let mode = match (mode, kill_children) {
+        (Mode::Collect, false) => "c",
+        (Mode::Stream, false) => "s",
+        (Mode::Collect, true) => "ck",
+        (Mode::Stream, true) => "sk",
     };
     let last = if script.len() >= BULK_MIN_LINES * BULK_LINE * 3 / 4 {
         // A large script: one bulk reader instead of many `_a` / `_b` lines.
@@ -161,10 +169,30 @@ fn push_bulk(out: &mut String, name: &str, id: u64, encoded: &str) {
     }
 }
 
-/// The request line that sends `signal` to command `id`'s process group.
+/// The request line that sends `signal` to command `id`'s process group (with 9, its output
+/// readers are stopped too).
 pub(crate) fn encode_kill(id: u64, signal: i32) -> Vec<u8> {
     format!("_k {id} {signal}\n").into_bytes()
 }
+
+/// The request line that stops reading command `id`'s output: sent when its process has
+/// exited but a child still holds its stdout or stderr after the drain grace.
+pub(crate) fn encode_drain(id: u64) -> Vec<u8> {
+    format!("_d {id}\n").into_bytes()
+}
+
+/// The request line that lets the agent send `chunks` more chunks of a streamed command's
+/// `stream`.
+pub(crate) fn encode_credit(id: u64, stream: Stream, chunks: u32) -> Vec<u8> {
+    let which = match stream {
+        Stream::Stdout => 'o',
+        Stream::Stderr => 'e',
+    };
+    format!("_n {id} {which} {chunks}\n").into_bytes()
+}
+
+/// The heartbeat request: the agent answers with an `h` frame.
+pub(crate) const HEARTBEAT: &[u8] = b"_y\n";
 
 /// Which output stream a data frame carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,12 +214,25 @@ pub(crate) enum Frame {
         stream: Stream,
         bytes: Vec<u8>,
     },
-    /// Command `id` ended with this shell status.
-    Exit { id: u64, status: u8 },
+    /// Command `id`'s process exited with this shell status; its output may still follow.
+    Exited { id: u64, status: u8 },
+    /// Command `id` is complete: its status, and how many bytes of stdout and stderr the
+    /// agent read (`None` when reading was cut at the drain grace).
+    Exit {
+        id: u64,
+        status: u8,
+        stdout: Option<u64>,
+        stderr: Option<u64>,
+    },
+    /// The agent answered a heartbeat.
+    Heartbeat,
     /// The agent could not start command `id` (or itself, for id 0).
     Failed { id: u64, what: String },
     /// A line carried the tag but not a valid frame: its command's output cannot be trusted.
     Corrupt { id: Option<u64>, line: String },
+    /// A line carried the tag but ended before its frame did (the length at its end is
+    /// missing or wrong): the console cut it, so nothing after can be trusted either.
+    Truncated { line: String },
 }
 
 /// Splits terminal output into lines and picks out frames; everything else (prompts, echo,
@@ -250,11 +291,19 @@ impl FrameParser {
     fn parse_line(&self, line: &[u8]) -> Option<Frame> {
         let start = find(line, &self.tag)?;
         let body = &line[start + self.tag.len()..];
-        // Carriage returns (ONLCR) and anything after the payload's end are trimmed.
+        // Carriage returns (ONLCR) are trimmed.
         let body = trim_trailing(body);
-        Some(parse_body(body).unwrap_or_else(|id| Frame::Corrupt {
-            id,
-            line: String::from_utf8_lossy(&body[..body.len().min(120)]).into_owned(),
+        let excerpt = || String::from_utf8_lossy(&body[..body.len().min(120)]).into_owned();
+        // Every frame ends with `:<payload length>`; a line whose end does not match was cut.
+        let Some((frame, length)) = split_length(body) else {
+            return Some(Frame::Truncated { line: excerpt() });
+        };
+        Some(parse_body(frame, length).unwrap_or_else(|err| match err {
+            BodyError::Corrupt(id) => Frame::Corrupt {
+                id,
+                line: excerpt(),
+            },
+            BodyError::Truncated => Frame::Truncated { line: excerpt() },
         }))
     }
 }
@@ -274,20 +323,53 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-fn parse_body(body: &[u8]) -> std::result::Result<Frame, Option<u64>> {
+/// Splits `<frame>:<length>` at its last colon; `None` when the tail is not a number.
+fn split_length(body: &[u8]) -> Option<(&[u8], usize)> {
+    let colon = body.iter().rposition(|&b| b == b':')?;
+    let digits = &body[colon + 1..];
+    if digits.is_empty() || digits.len() > 10 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let length = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some((&body[..colon], length))
+}
+
+enum BodyError {
+    /// A whole frame that breaks the rules (for this command id, when readable).
+    Corrupt(Option<u64>),
+    /// The payload is not as long as the frame says: the line was cut.
+    Truncated,
+}
+
+fn number<T: std::str::FromStr>(field: &[u8]) -> Option<T> {
+    std::str::from_utf8(field).ok()?.parse().ok()
+}
+
+/// A byte count of the exit frame: decimal, or `-` when the agent does not know it.
+fn count(field: &[u8]) -> Option<Option<u64>> {
+    if field == b"-" {
+        Some(None)
+    } else {
+        number(field).map(Some)
+    }
+}
+
+fn parse_body(body: &[u8], length: usize) -> std::result::Result<Frame, BodyError> {
     let mut parts = body.splitn(3, |&b| b == b':');
-    let id = parts.next().ok_or(None)?;
-    let id: u64 = std::str::from_utf8(id)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or(None)?;
-    let kind = parts.next().ok_or(Some(id))?;
-    let payload = parts.next().ok_or(Some(id))?;
+    let id = parts.next().ok_or(BodyError::Truncated)?;
+    let id: u64 = number(id).ok_or(BodyError::Truncated)?;
+    let kind = parts.next().ok_or(BodyError::Truncated)?;
+    let payload = parts.next().ok_or(BodyError::Truncated)?;
+    if payload.len() != length {
+        return Err(BodyError::Truncated);
+    }
+    let corrupt = BodyError::Corrupt(Some(id));
     match kind {
         b"a" if id == 0 => Ok(Frame::Ack),
         b"r" if id == 0 => Ok(Frame::Ready),
+        b"h" if id == 0 => Ok(Frame::Heartbeat),
         b"o" | b"e" => {
-            let bytes = B64.decode(payload).map_err(|_| Some(id))?;
+            let bytes = B64.decode(payload).map_err(|_| corrupt)?;
             let stream = if kind == b"o" {
                 Stream::Stdout
             } else {
@@ -295,18 +377,30 @@ fn parse_body(body: &[u8]) -> std::result::Result<Frame, Option<u64>> {
             };
             Ok(Frame::Data { id, stream, bytes })
         }
+        b"q" => {
+            let status = number(payload).ok_or(corrupt)?;
+            Ok(Frame::Exited { id, status })
+        }
         b"x" => {
-            let status = std::str::from_utf8(payload)
-                .ok()
-                .and_then(|s| s.parse::<u8>().ok())
-                .ok_or(Some(id))?;
-            Ok(Frame::Exit { id, status })
+            let fields: Vec<&[u8]> = payload.split(|&b| b == b':').collect();
+            let [status, stdout, stderr] = fields[..] else {
+                return Err(corrupt);
+            };
+            match (number(status), count(stdout), count(stderr)) {
+                (Some(status), Some(stdout), Some(stderr)) => Ok(Frame::Exit {
+                    id,
+                    status,
+                    stdout,
+                    stderr,
+                }),
+                _ => Err(corrupt),
+            }
         }
         b"f" => Ok(Frame::Failed {
             id,
             what: String::from_utf8_lossy(payload).into_owned(),
         }),
-        _ => Err(Some(id)),
+        _ => Err(corrupt),
     }
 }
 
@@ -339,6 +433,11 @@ mod tests {
 
     const N: &str = "0123456789abcdef";
 
+    /// A frame as the agent prints it, with its length suffix and the terminal's CRLF.
+    fn fr(id: u64, kind: &str, payload: &str) -> String {
+        format!("@{N}:{id}:{kind}:{payload}:{}\r\n", payload.len())
+    }
+
     fn frames(parser: &mut FrameParser, chunks: &[&[u8]]) -> Vec<Frame> {
         chunks.iter().flat_map(|c| parser.feed(c)).collect()
     }
@@ -346,12 +445,14 @@ mod tests {
     #[test]
     fn ignores_prompt_echo_and_escapes_and_reads_frames() {
         let mut p = FrameParser::new(N);
+        let output = format!("{}{}", fr(7, "o", "aGkK"), fr(7, "x", "0:3:0"));
+        let (ack, ready) = (fr(0, "a", ""), fr(0, "r", "1"));
         let transcript: &[&[u8]] = &[
             b"\x1b[?2004hsandbox@x:~/app$ ",
-            b" stty -echo; printf '@%s:0:a:\\n' 0123456789abcdef\r\n\x1b[?2004l\r",
-            b"@0123456789abcdef:0:a:\r\n",
-            b"@0123456789abcdef:0:r:1\r\n",
-            b"@0123456789abcdef:7:o:aGkK\r\n@0123456789abcdef:7:x:0\r\n",
+            b" stty -echo; printf '@%s:0:a::0\\n' 0123456789abcdef\r\n\x1b[?2004l\r",
+            ack.as_bytes(),
+            ready.as_bytes(),
+            output.as_bytes(),
         ];
         assert_eq!(
             frames(&mut p, transcript),
@@ -363,7 +464,12 @@ mod tests {
                     stream: Stream::Stdout,
                     bytes: b"hi\n".to_vec()
                 },
-                Frame::Exit { id: 7, status: 0 },
+                Frame::Exit {
+                    id: 7,
+                    status: 0,
+                    stdout: Some(3),
+                    stderr: Some(0)
+                },
             ]
         );
     }
@@ -371,8 +477,13 @@ mod tests {
     #[test]
     fn frame_split_across_one_byte_chunks() {
         let mut p = FrameParser::new(N);
-        let line = b"junk@0123456789abcdef:3:e:/wA=\r\n@0123456789abcdef:3:x:255\r\n";
-        let chunks: Vec<&[u8]> = line.chunks(1).collect();
+        let line = format!(
+            "junk{}{}{}",
+            fr(3, "e", "/wA="),
+            fr(3, "q", "255"),
+            fr(3, "x", "255:-:2")
+        );
+        let chunks: Vec<&[u8]> = line.as_bytes().chunks(1).collect();
         assert_eq!(
             frames(&mut p, &chunks),
             vec![
@@ -381,7 +492,13 @@ mod tests {
                     stream: Stream::Stderr,
                     bytes: vec![0xff, 0x00]
                 },
-                Frame::Exit { id: 3, status: 255 },
+                Frame::Exited { id: 3, status: 255 },
+                Frame::Exit {
+                    id: 3,
+                    status: 255,
+                    stdout: None,
+                    stderr: Some(2)
+                },
             ]
         );
     }
@@ -389,17 +506,39 @@ mod tests {
     #[test]
     fn other_nonce_and_marker_lookalikes_are_not_frames() {
         let mut p = FrameParser::new(N);
-        let out =
-            p.feed(b"@ffffffffffffffff:1:x:0\n@0123456789abcde:1:x:0\nREADY_0123456789abcdef\n");
+        let out = p.feed(
+            b"@ffffffffffffffff:1:x:0:0:0:5\n@0123456789abcde:1:x:0:0:0:5\nREADY_0123456789abcdef\n",
+        );
         assert!(out.is_empty());
     }
 
     #[test]
     fn bad_payload_is_corrupt_not_silently_dropped() {
         let mut p = FrameParser::new(N);
-        let out = p.feed(b"@0123456789abcdef:4:o:@@@\n@0123456789abcdef:4:x:999\n");
+        let out = p.feed(format!("{}{}", fr(4, "o", "@@@"), fr(4, "x", "999:0:0")).as_bytes());
         assert!(matches!(out[0], Frame::Corrupt { id: Some(4), .. }));
         assert!(matches!(out[1], Frame::Corrupt { id: Some(4), .. }));
+    }
+
+    #[test]
+    fn a_frame_cut_and_followed_by_other_text_is_truncated_not_corrupt() {
+        let mut p = FrameParser::new(N);
+        // A console that dies mid-frame, then its client prints an error on the same line.
+        let cut = format!("@{N}:5:o:aGVsbG8gd29y");
+        for tail in [
+            "Error: websocket: close 1006 (abnormal closure)\r\n",
+            "bGQ=: 3\r\n",
+            "\r\n",
+            ":99\r\n",
+        ] {
+            let out = p.feed(format!("{cut}{tail}").as_bytes());
+            assert!(
+                matches!(out[..], [Frame::Truncated { .. }]),
+                "{tail:?}: {out:?}"
+            );
+        }
+        let out = p.feed(fr(0, "h", "").as_bytes());
+        assert_eq!(out, [Frame::Heartbeat]);
     }
 
     #[test]
@@ -411,8 +550,15 @@ mod tests {
     #[test]
     fn bulk_requests_count_their_lines_and_small_ones_stay_inline() {
         let stdin = vec![7u8; 10_000];
-        let req =
-            String::from_utf8(encode_request(3, Mode::Collect, 0, "cat", Some(&stdin))).unwrap();
+        let req = String::from_utf8(encode_request(
+            3,
+            Mode::Collect,
+            false,
+            0,
+            "cat",
+            Some(&stdin),
+        ))
+        .unwrap();
         let lines: Vec<&str> = req.lines().collect();
         let encoded = B64.encode(&stdin);
         let count = encoded.len().div_ceil(BULK_LINE);
@@ -421,7 +567,8 @@ mod tests {
         assert_eq!(lines[count + 1..], ["_x 3 c 0 'cat'"]);
 
         let script = format!("echo {}", "z".repeat(5000));
-        let req = String::from_utf8(encode_request(4, Mode::Stream, 0, &script, None)).unwrap();
+        let req =
+            String::from_utf8(encode_request(4, Mode::Stream, false, 0, &script, None)).unwrap();
         let lines: Vec<&str> = req.lines().collect();
         let encoded = B64.encode(&script);
         let count = encoded.len().div_ceil(BULK_LINE);
@@ -429,8 +576,15 @@ mod tests {
         assert_eq!(lines[1..=count].concat(), encoded);
         assert_eq!(lines[count + 1..], ["_x 4 s 0 "]);
 
-        let req =
-            String::from_utf8(encode_request(5, Mode::Collect, 0, "cat", Some(b"hi"))).unwrap();
+        let req = String::from_utf8(encode_request(
+            5,
+            Mode::Collect,
+            false,
+            0,
+            "cat",
+            Some(b"hi"),
+        ))
+        .unwrap();
         assert_eq!(req, "_i 5 aGk=\n_x 5 c 0 'cat'\n");
     }
 
@@ -438,15 +592,22 @@ mod tests {
     fn requests_are_short_printable_lines() {
         let script = "echo 'a' ".repeat(500);
         let stdin = vec![0xffu8; 5000];
-        let req = encode_request(9, Mode::Collect, 0, &script, Some(&stdin));
+        let req = encode_request(9, Mode::Collect, false, 0, &script, Some(&stdin));
         for line in req.split(|&b| b == b'\n') {
             assert!(line.len() <= MAX_LINE, "line of {} bytes", line.len());
             assert!(is_plain(line));
         }
-        let req = encode_request(9, Mode::Stream, 5, "printf '\\303\\251'\necho é", None);
+        let req = encode_request(
+            9,
+            Mode::Stream,
+            true,
+            5,
+            "printf '\\303\\251'\necho é",
+            None,
+        );
         let text = String::from_utf8(req).unwrap();
         assert!(text.starts_with("_b "));
-        assert!(text.ends_with("_x 9 s 5 \n"));
+        assert!(text.ends_with("_x 9 sk 5 \n"));
     }
 
     #[test]

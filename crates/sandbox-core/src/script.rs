@@ -12,22 +12,42 @@ pub(crate) fn session_dir(id: &str) -> String {
 /// The script for a request; with `session`, it restores and then saves cwd and env there.
 pub(crate) fn compose(request: &ExecRequest, session: Option<&str>) -> Result<String> {
     let mut script = String::new();
+    for (key, value) in &request.env {
+        check_env_key(key)?;
+        check_no_nul("env", value)?;
+    }
+    if let Some(dir) = &request.cwd {
+        check_no_nul("cwd", dir)?;
+    }
     if let Some(id) = session {
+        // Restore the session, then save it on exit, minus what this request alone set: the
+        // variables its env names get their session values back, and with its own cwd the
+        // session's directory is left as it was.
         let dir = session_dir(id);
+        let mut capture = String::new();
+        let mut restore = String::new();
+        for (i, (key, _)) in request.env.iter().enumerate() {
+            capture.push_str(&format!("_e{i}=${{{key}+1}}; _v{i}=${{{key}-}}\n"));
+            restore.push_str(&format!(
+                "if [ -n \"$_e{i}\" ]; then {key}=$_v{i}; else unset {key}; fi; "
+            ));
+        }
+        let save_cwd = if request.cwd.is_none() {
+            "pwd >\"$_sd/cwd\"; "
+        } else {
+            ""
+        };
         script.push_str(&format!(
             "_sd={dir}; [ -d \"$_sd\" ] || (umask 077; mkdir -p \"$_sd\") || exit 1\n\
              [ -f \"$_sd/env\" ] && . \"$_sd/env\"\n\
              [ -f \"$_sd/cwd\" ] && {{ IFS= read -r _d <\"$_sd/cwd\" && cd -- \"$_d\"; }}\n\
-             trap '_r=$?; pwd >\"$_sd/cwd\"; export -p >\"$_sd/env\"; exit $_r' EXIT\n"
+             {capture}trap '_r=$?; {restore}{save_cwd}export -p >\"$_sd/env\"; exit $_r' EXIT\n"
         ));
     }
     if let Some(dir) = &request.cwd {
-        check_no_nul("cwd", dir)?;
         script.push_str(&format!("cd -- {} || exit 1\n", quote(dir)));
     }
     for (key, value) in &request.env {
-        check_env_key(key)?;
-        check_no_nul("env", value)?;
         script.push_str(&format!("export {key}={}\n", quote(value)));
     }
     match &request.program {

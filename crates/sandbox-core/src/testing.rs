@@ -349,6 +349,8 @@ pub struct Hostility {
     pub chunk_size: Option<usize>,
     /// Replace every non-ASCII input byte by U+FFFD, as doctl does.
     pub replace_non_ascii_input: bool,
+    /// The heartbeat timeout of the case's sandbox handle (the default when `None`).
+    pub heartbeat_timeout: Option<std::time::Duration>,
 }
 
 /// Wraps a platform so that its consoles are hostile (see [`Hostility`]), can be made to drop,
@@ -360,6 +362,7 @@ pub struct HostilePlatform {
     drop_next_after: Mutex<Option<usize>>,
     opened: AtomicUsize,
     kill_switch: tokio::sync::watch::Sender<u64>,
+    stall_switch: tokio::sync::watch::Sender<u64>,
 }
 
 impl HostilePlatform {
@@ -372,7 +375,15 @@ impl HostilePlatform {
             drop_next_after: Mutex::new(None),
             opened: AtomicUsize::new(0),
             kill_switch: tokio::sync::watch::channel(0).0,
+            stall_switch: tokio::sync::watch::channel(0).0,
         }
+    }
+
+    /// Makes every console opened so far half-open: it stays connected, but nothing it
+    /// receives is delivered any more and what is sent to it goes nowhere, as a connection
+    /// whose far end vanished without closing.
+    pub fn stall_open_consoles(&self) {
+        self.stall_switch.send_modify(|generation| *generation += 1);
     }
 
     /// Makes every console opened so far fail at once with a lost connection, as a dropped
@@ -435,9 +446,13 @@ impl Platform for HostilePlatform {
         let drop_after = lock(&self.drop_next_after).take();
         let kill_switch = self.kill_switch.subscribe();
         let generation = *kill_switch.borrow();
+        let stall_switch = self.stall_switch.subscribe();
+        let stall_generation = *stall_switch.borrow();
         Ok(Box::new(HostileConsole {
             generation,
             kill_switch: tokio::sync::Mutex::new(kill_switch),
+            stall_generation,
+            stall_switch,
             inner: console,
             hostility,
             drop_after,
@@ -453,6 +468,8 @@ impl Platform for HostilePlatform {
 struct HostileConsole {
     generation: u64,
     kill_switch: tokio::sync::Mutex<tokio::sync::watch::Receiver<u64>>,
+    stall_generation: u64,
+    stall_switch: tokio::sync::watch::Receiver<u64>,
     inner: Box<dyn Console>,
     hostility: Hostility,
     drop_after: Option<usize>,
@@ -460,9 +477,18 @@ struct HostileConsole {
     pending: Mutex<VecDeque<Vec<u8>>>,
 }
 
+impl HostileConsole {
+    fn stalled(&self) -> bool {
+        *self.stall_switch.borrow() != self.stall_generation
+    }
+}
+
 #[async_trait]
 impl Console for HostileConsole {
     async fn send(&self, data: &[u8]) -> Result<()> {
+        if self.stalled() {
+            return Ok(());
+        }
         if self.hostility.replace_non_ascii_input && !data.is_ascii() {
             let mut replaced = Vec::with_capacity(data.len());
             for &b in data {
@@ -495,6 +521,10 @@ impl Console for HostileConsole {
         if *kill_switch.borrow() != self.generation {
             return Err(lost());
         }
+        let mut stall_switch = self.stall_switch.clone();
+        if self.stalled() {
+            std::future::pending::<()>().await;
+        }
         let queued = lock(&self.pending).pop_front();
         let chunk = match queued {
             Some(chunk) => chunk,
@@ -504,6 +534,10 @@ impl Console for HostileConsole {
                     Ok(()) = kill_switch.changed() => {
                         let _ = self.inner.close().await;
                         return Err(lost());
+                    }
+                    Ok(()) = stall_switch.changed() => {
+                        let never: std::convert::Infallible = std::future::pending().await;
+                        match never {}
                     }
                 };
                 match received {

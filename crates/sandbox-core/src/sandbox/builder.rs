@@ -13,7 +13,7 @@ use futures::FutureExt as _;
 use tracing::Instrument as _;
 
 use super::progress::{Progress, ReadyOptions};
-use super::{DEFAULT_CONSOLE_TIMEOUT, Sandbox};
+use super::{ConsoleSettings, DEFAULT_CONSOLE_TIMEOUT, DEFAULT_HEARTBEAT_TIMEOUT, Sandbox};
 use crate::error::{Error, Result};
 
 /// How long [`SandboxBuilder::create`] waits for the sandbox to be ready, unless told.
@@ -45,6 +45,7 @@ pub struct SandboxBuilder {
     delete_on_failure: bool,
     ready: ReadyOptions,
     console_timeout: Duration,
+    heartbeat_timeout: Duration,
     defaults: Option<TemplateDefaults>,
     platform: Option<Arc<dyn Platform>>,
 }
@@ -62,6 +63,7 @@ impl fmt::Debug for SandboxBuilder {
             .field("delete_on_failure", &self.delete_on_failure)
             .field("ready", &self.ready)
             .field("console_timeout", &self.console_timeout)
+            .field("heartbeat_timeout", &self.heartbeat_timeout)
             .field("defaults", &self.defaults)
             .field("platform", &self.platform)
             .finish()
@@ -81,6 +83,7 @@ impl Default for SandboxBuilder {
             delete_on_failure: true,
             ready: ReadyOptions::new(DEFAULT_READY_TIMEOUT),
             console_timeout: DEFAULT_CONSOLE_TIMEOUT,
+            heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
             defaults: None,
             platform: None,
         }
@@ -174,6 +177,14 @@ impl SandboxBuilder {
         self
     }
 
+    /// How long the console may stay silent while commands run before they fail with
+    /// [`Error::ConsoleLost`](crate::Error::ConsoleLost) (default 15 s; a heartbeat is sent
+    /// after a third of it, and any output or completed send counts as life).
+    pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
+        self.heartbeat_timeout = timeout;
+        self
+    }
+
     /// Template defaults (owner, tags, region); [`TemplateDefaults::from_env`] unless set.
     pub fn defaults(mut self, defaults: TemplateDefaults) -> Self {
         self.defaults = Some(defaults);
@@ -243,7 +254,10 @@ impl SandboxBuilder {
                 Arc::clone(&platform),
                 &app,
                 appspec::SANDBOX_COMPONENT.to_owned(),
-                self.console_timeout,
+                ConsoleSettings {
+                    open_timeout: self.console_timeout,
+                    heartbeat_timeout: self.heartbeat_timeout,
+                },
             );
             self.ready.emit(&Progress::Created {
                 app_id: app.id.clone(),

@@ -13,7 +13,7 @@ use appspec::{ComponentType, ImageKind};
 use doctl_driver::{App, AppStatus, ConsoleTarget, Platform};
 use tracing::Instrument as _;
 
-use crate::channel::Channel;
+use crate::channel::{Channel, ChannelOptions};
 use crate::error::{Error, Result};
 
 mod builder;
@@ -33,6 +33,27 @@ pub use session::Session;
 /// How long opening a console and starting the exec agent may take.
 pub const DEFAULT_CONSOLE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long a console may stay silent while commands are in flight: no output, no answer to
+/// the heartbeat sent after a third of it, no send completing. Then every command in flight
+/// fails with [`Error::ConsoleLost`].
+pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The console deadlines a sandbox handle uses.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConsoleSettings {
+    pub(crate) open_timeout: Duration,
+    pub(crate) heartbeat_timeout: Duration,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        ConsoleSettings {
+            open_timeout: DEFAULT_CONSOLE_TIMEOUT,
+            heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
+        }
+    }
+}
+
 /// A sandbox: an App Platform app (or a local one) you can run commands in.
 ///
 /// Cheap to clone; clones share one console, opened on first use and reopened after a drop.
@@ -48,7 +69,7 @@ pub(crate) struct Inner {
     name: String,
     component: String,
     component_type: Option<ComponentType>,
-    console_timeout: Duration,
+    console: ConsoleSettings,
     channel: tokio::sync::Mutex<Option<Arc<Channel>>>,
 }
 
@@ -107,7 +128,7 @@ impl Sandbox {
         platform: Arc<dyn Platform>,
         app: &App,
         component: String,
-        console_timeout: Duration,
+        console: ConsoleSettings,
     ) -> Sandbox {
         let component_type = if app.spec.services.iter().any(|s| s.name == component) {
             Some(ComponentType::Service)
@@ -123,7 +144,7 @@ impl Sandbox {
                 name: app.name().to_owned(),
                 component,
                 component_type,
-                console_timeout,
+                console,
                 channel: tokio::sync::Mutex::new(None),
             }),
         }
@@ -161,7 +182,7 @@ impl Sandbox {
             platform,
             app,
             component,
-            DEFAULT_CONSOLE_TIMEOUT,
+            ConsoleSettings::default(),
         ))
     }
 
@@ -189,7 +210,7 @@ impl Sandbox {
             platform,
             &app,
             component.to_owned(),
-            DEFAULT_CONSOLE_TIMEOUT,
+            ConsoleSettings::default(),
         ))
     }
 
@@ -289,22 +310,26 @@ impl Sandbox {
             tracing::debug!("console dropped; reopening");
         }
         *slot = None;
-        let timeout = self.inner.console_timeout;
+        let timeout = self.inner.console.open_timeout;
+        let options = ChannelOptions {
+            open_timeout: timeout,
+            heartbeat_timeout: self.inner.console.heartbeat_timeout,
+        };
         let target = ConsoleTarget::new(&self.inner.app_id, &self.inner.component);
         let open = async {
             let console = self.inner.platform.open_console(&target).await?;
-            Channel::open(console, timeout).await
+            Channel::open(console, options).await
         };
         let channel = match tokio::time::timeout(timeout, open).await {
             Ok(result) => Arc::new(result?),
             Err(_) => {
-                return Err(Error::Timeout {
-                    operation: format!(
+                return Err(Error::timeout(
+                    format!(
                         "opening a console on `{}` of app `{}`",
                         self.inner.component, self.inner.app_id
                     ),
                     timeout,
-                });
+                ));
             }
         };
         *slot = Some(Arc::clone(&channel));

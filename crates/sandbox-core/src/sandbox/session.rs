@@ -1,6 +1,9 @@
 //! [`Session`]: commands that keep the working directory and exported variables of the
 //! previous one.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use super::Sandbox;
 use crate::error::Result;
 use crate::exec::{ExecOutput, ExecRequest, ExecStream};
@@ -14,6 +17,7 @@ impl Sandbox {
         Session {
             sandbox: self.clone(),
             id: uuid::Uuid::new_v4().simple().to_string(),
+            turn: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 }
@@ -22,11 +26,19 @@ impl Sandbox {
 ///
 /// Each call starts where the previous one ended (`cd` and `export` carry over). The state is
 /// kept in a small folder in the sandbox's temp directory; [`Session::close`] removes it.
+///
+/// Calls take turns: concurrent calls on one session (and its clones) run one at a time, in
+/// the order they were made, and a stream holds the turn until it ends. A request's own `cwd`
+/// and `env` apply to that request only.
 #[derive(Debug, Clone)]
 pub struct Session {
     sandbox: Sandbox,
     id: String,
+    turn: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// How long [`Session::close`] may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Session {
     /// Runs a shell command in the session.
@@ -35,17 +47,18 @@ impl Session {
     ///
     /// As [`Sandbox::exec_with`].
     pub async fn exec(&self, command: &str) -> Result<ExecOutput> {
-        self.sandbox
-            .run_collect(ExecRequest::shell(command), Some(&self.id))
-            .await
+        self.exec_with(ExecRequest::shell(command)).await
     }
 
-    /// Runs a request in the session (its own `cwd` and `env` apply on top of the session's).
+    /// Runs a request in the session. Its own `cwd` and `env` apply on top of the session's,
+    /// for this request only: afterwards the session's directory and the variables it named
+    /// are as before.
     ///
     /// # Errors
     ///
     /// As [`Sandbox::exec_with`].
     pub async fn exec_with(&self, request: ExecRequest) -> Result<ExecOutput> {
+        let _turn = self.turn.lock().await;
         self.sandbox.run_collect(request, Some(&self.id)).await
     }
 
@@ -55,7 +68,10 @@ impl Session {
     ///
     /// As [`Sandbox::exec_stream`].
     pub async fn exec_stream(&self, request: ExecRequest) -> Result<ExecStream> {
-        self.sandbox.run_stream(request, Some(&self.id)).await
+        let turn = Arc::clone(&self.turn).lock_owned().await;
+        self.sandbox
+            .run_stream(request, Some(&self.id), Some(turn))
+            .await
     }
 
     /// Removes the session's state from the sandbox.
@@ -64,9 +80,10 @@ impl Session {
     ///
     /// As [`Sandbox::exec`].
     pub async fn close(self) -> Result<()> {
+        let _turn = self.turn.lock().await;
         let dir = script::session_dir(&self.id);
         self.sandbox
-            .exec(&format!("rm -rf {dir}"))
+            .exec_with(ExecRequest::shell(format!("rm -rf {dir}")).timeout(CLOSE_TIMEOUT))
             .await?
             .exit_ok()?;
         Ok(())

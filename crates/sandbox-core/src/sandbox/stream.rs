@@ -2,8 +2,10 @@
 
 use std::time::Duration;
 
+use tokio::sync::OwnedMutexGuard;
 use tokio::time::Instant;
 
+use super::collect::{Drain, check_count};
 use super::{Sandbox, remote_timeout};
 use crate::channel::{Event, Running};
 use crate::error::{Error, Result, shorten};
@@ -19,13 +21,14 @@ impl Sandbox {
     ///
     /// As [`Sandbox::exec_with`], for starting; later errors arrive in the stream.
     pub async fn exec_stream(&self, request: ExecRequest) -> Result<ExecStream> {
-        self.run_stream(request, None).await
+        self.run_stream(request, None, None).await
     }
 
     pub(crate) async fn run_stream(
         &self,
         request: ExecRequest,
         session: Option<&str>,
+        turn: Option<OwnedMutexGuard<()>>,
     ) -> Result<ExecStream> {
         let display = request.display();
         let script = script::compose(&request, session)?;
@@ -33,6 +36,7 @@ impl Sandbox {
         let running = channel
             .start(
                 Mode::Stream,
+                request.kill_children,
                 &script,
                 request.stdin.as_deref(),
                 remote_timeout(request.timeout),
@@ -41,7 +45,10 @@ impl Sandbox {
         let state = StreamState {
             running: Some(running),
             deadline: request.timeout.map(|t| (Instant::now() + t, t)),
+            drain: Drain::new(request.drain_grace),
+            received: [0; 2],
             display,
+            _turn: turn,
         };
         let stream = futures::stream::unfold(state, |mut state| async move {
             let event = state.next().await?;
@@ -56,56 +63,79 @@ impl Sandbox {
 struct StreamState {
     running: Option<Running>,
     deadline: Option<(Instant, Duration)>,
+    drain: Drain,
+    /// Bytes of stdout and stderr handed out, checked against the exit frame.
+    received: [u64; 2],
     display: String,
+    /// A session's turn, held until the stream ends.
+    _turn: Option<OwnedMutexGuard<()>>,
 }
 
 impl StreamState {
     async fn next(&mut self) -> Option<Result<ExecEvent>> {
+        let item = self.step().await?;
+        if !matches!(item, Ok(ExecEvent::Stdout(_) | ExecEvent::Stderr(_))) {
+            self.running = None;
+            self._turn = None;
+        }
+        Some(item)
+    }
+
+    async fn step(&mut self) -> Option<Result<ExecEvent>> {
         let running = self.running.as_mut()?;
         loop {
+            let next = self.drain.next(running, &self.display);
             let event = match self.deadline {
-                None => running.recv().await,
-                Some((deadline, timeout)) => {
-                    match tokio::time::timeout_at(deadline, running.recv()).await {
-                        Ok(event) => event,
-                        Err(_) => {
-                            running.kill(9).await;
-                            self.running = None;
-                            return Some(Err(Error::Timeout {
-                                operation: shorten(&self.display, 80),
-                                timeout,
-                            }));
-                        }
+                None => next.await,
+                Some((deadline, timeout)) => match tokio::time::timeout_at(deadline, next).await {
+                    Ok(event) => event,
+                    Err(_) => {
+                        running.kill(9);
+                        return Some(Err(Error::command_timeout(&self.display, timeout)));
                     }
-                }
+                },
             };
-            let item = match event {
-                Some(Event::Data(Stream::Stdout, bytes)) => {
-                    return Some(Ok(ExecEvent::Stdout(bytes.into())));
-                }
-                Some(Event::Data(Stream::Stderr, bytes)) => {
-                    return Some(Ok(ExecEvent::Stderr(bytes.into())));
+            let event = match event {
+                Ok(event) => event,
+                Err(e) => return Some(Err(e)),
+            };
+            return Some(match event {
+                Some(Event::Data(stream, bytes)) => {
+                    running.consumed(stream);
+                    self.received[usize::from(stream == Stream::Stderr)] += bytes.len() as u64;
+                    Ok(match stream {
+                        Stream::Stdout => ExecEvent::Stdout(bytes.into()),
+                        Stream::Stderr => ExecEvent::Stderr(bytes.into()),
+                    })
                 }
                 Some(Event::Ack | Event::Ready) => continue,
-                Some(Event::Exit(status)) => {
-                    Ok(ExecEvent::Exit(ExitStatus::from_shell_status(status)))
+                Some(Event::Exited) => {
+                    self.drain.exited();
+                    continue;
                 }
+                Some(Event::Exit {
+                    status,
+                    stdout,
+                    stderr,
+                }) => check_count(&self.display, Stream::Stdout, stdout, self.received[0])
+                    .and_then(|()| {
+                        check_count(&self.display, Stream::Stderr, stderr, self.received[1])
+                    })
+                    .map(|()| ExecEvent::Exit(ExitStatus::from_shell_status(status))),
                 Some(Event::Failed(what)) => Err(Error::protocol(format!(
                     "the agent could not start `{}`: {what}",
                     shorten(&self.display, 80)
                 ))),
                 Some(Event::Corrupt(line)) => {
-                    running.kill(9).await;
+                    running.kill(9);
                     Err(Error::protocol(format!("corrupt frame: {line}")))
                 }
-                None => Err(Error::lost(format!(
+                None => Err(Error::command_lost(format!(
                     "{} (while `{}` was running; it was not retried)",
                     running.lost_reason(),
                     shorten(&self.display, 80)
                 ))),
-            };
-            self.running = None;
-            return Some(item);
+            });
         }
     }
 }
