@@ -16,10 +16,16 @@ use tokio::sync::oneshot;
 enum Peer {
     /// Holds the connection and never reads from it (nor answers pings).
     NeverReads,
+    /// Sends [`FLOOD`] output frames at once, then reads (answering pings) and sends nothing.
+    Floods,
     /// Reads and discards the raw bytes under the WebSocket (so pings go unanswered) and sends
     /// nothing: a half-open connection as the client sees it.
     DiscardsBytes,
 }
+
+/// How many frames [`Peer::Floods`] sends: more than the console buffers, so its reader waits
+/// for the caller.
+const FLOOD: usize = 500;
 
 /// A base URL whose exec endpoint hands out a WebSocket URL on 127.0.0.1, where one session is
 /// accepted and treated as `peer`; the returned receiver fires when the session's connection
@@ -36,6 +42,18 @@ async fn server(peer: Peer) -> (String, oneshot::Receiver<()>) {
                 // Held, never polled, until the test ends.
                 std::future::pending::<()>().await;
                 drop(socket);
+            }
+            Peer::Floods => {
+                use futures::{SinkExt, StreamExt};
+                use tokio_tungstenite::tungstenite::Message;
+                for i in 0..FLOOD {
+                    let frame = serde_json::json!({ "data": format!("line {i}\n") }).to_string();
+                    if socket.send(Message::Text(frame.into())).await.is_err() {
+                        return;
+                    }
+                }
+                while let Some(Ok(_)) = socket.next().await {}
+                let _ = ended_tx.send(());
             }
             Peer::DiscardsBytes => {
                 let tcp = socket.get_mut();
@@ -176,6 +194,34 @@ async fn a_peer_that_never_answers_pings_is_silent_after_the_read_idle_timeout()
         .await
         .expect("the connection ends once the console is silent")
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_caller_slower_than_the_read_idle_timeout_is_not_silence() {
+    let (base, _ended) = server(Peer::Floods).await;
+    let idle = Duration::from_secs(1);
+    let console = open(config(&base).with_console_read_idle_timeout(idle)).await;
+    // The caller takes nothing for twice the read-idle timeout (this wait is the event under
+    // test): the reader is blocked on the full buffer, not on a silent server.
+    tokio::time::sleep(2 * idle).await;
+    let mut text = String::new();
+    let last = format!("line {}\n", FLOOD - 1);
+    while !text.ends_with(&last) {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), console.recv())
+            .await
+            .expect("output in time")
+            .unwrap_or_else(|e| panic!("after {} bytes: {e:?}", text.len()))
+            .expect("the session goes on");
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    assert_eq!(text.lines().count(), FLOOD);
+    // And the server still answers pings: the quiet console stays open past the timeout.
+    let quiet = tokio::time::timeout(3 * idle, console.recv()).await;
+    assert!(
+        quiet.is_err(),
+        "a quiet live console yields nothing: {quiet:?}"
+    );
+    console.send(b"x").await.unwrap();
 }
 
 #[test]

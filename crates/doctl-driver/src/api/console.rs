@@ -285,6 +285,11 @@ async fn read_loop(
                 if tx.send(Ok(Some(data))).await.is_err() {
                     return;
                 }
+                // Time spent waiting for a slow caller to take output is not silence: the
+                // server's frames wait in the socket meanwhile.
+                *received
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
             }
             Err(err) => break Err(err),
         }
