@@ -47,7 +47,8 @@ pub struct ConsoleFault {
     #[serde(default)]
     pub close_code: Option<u16>,
     /// Forward nothing more, either way, once this many output bytes were sent, and keep the
-    /// connection open (no close, no bytes) until the client leaves: a half-open console.
+    /// connection open (no close, no bytes, no answer to pings, since nothing is read) until
+    /// the emulator stops or for 10 minutes: a half-open console.
     #[serde(default)]
     pub stall_after_bytes: Option<u64>,
 }
@@ -150,7 +151,7 @@ impl Faults {
     }
 
     /// The next console (one session) stalls after `bytes` output bytes: the connection stays
-    /// open and nothing more is forwarded either way.
+    /// open and nothing more is forwarded either way, pings included.
     pub fn stall_console_after_bytes(&self, bytes: u64) -> &Self {
         self.console(
             ConsoleFault {

@@ -77,6 +77,16 @@ pub enum Error {
         /// What happened.
         reason: String,
     },
+    /// A console stayed silent past its read-idle timeout: no frame of any kind arrived (no
+    /// output, no answer to the pings sent meanwhile), so the connection is taken as half-open
+    /// and the console is closed.
+    #[error(
+        "console silent for {silent_for:?}: no output and no answer to pings; the connection is taken as lost"
+    )]
+    ConsoleSilent {
+        /// How long nothing arrived (the read-idle timeout).
+        silent_for: Duration,
+    },
     /// The request is not valid before it is sent (bad argument, unsupported image, ...).
     #[error("invalid argument `{name}`: {reason}")]
     InvalidArgument {
@@ -138,8 +148,8 @@ impl Error {
         matches!(self, Error::NotFound { .. })
     }
 
-    /// Whether trying again later may succeed (rate limits, network errors, timeouts, lost
-    /// consoles).
+    /// Whether trying again later may succeed (rate limits, network errors, timeouts, lost or
+    /// silent consoles).
     #[must_use]
     pub fn is_retryable(&self) -> bool {
         matches!(
@@ -148,6 +158,7 @@ impl Error {
                 | Error::Network { .. }
                 | Error::Timeout { .. }
                 | Error::ConsoleLost { .. }
+                | Error::ConsoleSilent { .. }
         )
     }
 

@@ -542,6 +542,74 @@ exec cat"#,
     recv_until(console.as_ref(), "abc").await;
 }
 
+/// Sends `chunk` until a send fails, within an overall deadline; returns how long the failing
+/// send took and its error.
+async fn send_until_error(console: &dyn Console, chunk: &[u8]) -> (Duration, Error) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let started = tokio::time::Instant::now();
+        let sent = tokio::time::timeout_at(deadline, console.send(chunk))
+            .await
+            .expect("a send to a peer that never reads fails within 60 s");
+        if let Err(err) = sent {
+            return (started.elapsed(), err);
+        }
+    }
+}
+
+#[tokio::test]
+async fn console_send_to_a_doctl_that_never_reads_times_out() {
+    // Raw mode, so the terminal queues input instead of discarding an over-long line; nothing
+    // ever reads it, so the pty's buffer fills.
+    let fake = Fake::new(
+        r#"stty raw -echo
+echo $$ > "$D/pid"
+printf 'sandbox$ '
+exec sleep 60"#,
+    );
+    let timeout = Duration::from_millis(500);
+    let doctl = Doctl::new(fake.config().with_console_send_timeout(timeout));
+    let console = doctl
+        .open_console(&ConsoleTarget::new("a", "sandbox"))
+        .await
+        .unwrap();
+    recv_until(console.as_ref(), "sandbox$ ").await;
+    let chunk = b"echo never read\r".repeat(1024);
+    let (took, err) = send_until_error(console.as_ref(), &chunk).await;
+    match &err {
+        Error::Timeout {
+            operation,
+            timeout: t,
+        } => {
+            assert_eq!(*t, timeout);
+            assert!(operation.contains("apps console a sandbox"), "{operation}");
+        }
+        other => panic!("expected a send timeout, got {other:?}"),
+    }
+    assert!(
+        took >= timeout && took < timeout + Duration::from_secs(2),
+        "the failing send took {took:?} with a {timeout:?} deadline"
+    );
+    // The next send waits its own deadline, no longer.
+    let started = tokio::time::Instant::now();
+    assert!(matches!(
+        console.send(&chunk).await,
+        Err(Error::Timeout { .. })
+    ));
+    assert!(started.elapsed() < timeout + Duration::from_secs(2));
+    let pid = fake.wait_for("pid").await;
+    console.close().await.unwrap();
+    assert_gone_soon(&pid).await;
+}
+
+#[test]
+fn console_send_timeout_defaults_to_30_s() {
+    assert_eq!(
+        DoctlConfig::new().console_send_timeout,
+        Duration::from_secs(30)
+    );
+}
+
 // ---- logs ----
 
 #[tokio::test]

@@ -148,6 +148,8 @@ const INPUT_LIMIT: usize = 64 * 1024;
 const OUTPUT_LIMIT: usize = 64 * 1024;
 /// How long input already received may take to reach the console when the client leaves.
 const INPUT_DRAIN: Duration = Duration::from_secs(2);
+/// The longest a stalled session holds its connection (it cannot see the client leave).
+const STALL_LIMIT: Duration = Duration::from_secs(600);
 
 /// What ends a session.
 enum End {
@@ -157,7 +159,8 @@ enum End {
     Drop,
     /// The client went away or closed.
     Gone,
-    /// Keep the connection open and forward nothing until the client leaves.
+    /// Keep the connection open, read nothing and forward nothing (pings go unanswered), until
+    /// the emulator stops.
     Stall,
 }
 
@@ -395,16 +398,16 @@ async fn pump(state: Shared, console: Arc<dyn Console>, fault: ConsoleFault, soc
             drop(stream);
         }
         End::Stall => {
+            // Nothing is read either: reading would answer the client's pings (the WebSocket
+            // server does that as it reads), and a half-open connection answers nothing. So
+            // the client's leaving is not seen: the connection is held until the emulator
+            // stops, for STALL_LIMIT at most.
             tracing::debug!("console stalled: holding the connection open, forwarding nothing");
-            loop {
-                tokio::select! {
-                    message = stream.next() => match message {
-                        Some(Ok(message)) if !message.is_close() => {}
-                        _ => break,
-                    },
-                    () = &mut stopped => break,
-                }
+            tokio::select! {
+                () = &mut stopped => {}
+                () = tokio::time::sleep(STALL_LIMIT) => {}
             }
+            drop((sink, stream));
         }
         End::Gone => {}
     }

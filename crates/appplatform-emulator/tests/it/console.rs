@@ -176,8 +176,12 @@ async fn stall_after_bytes_keeps_the_connection_open_and_silent() {
         }
     }
     assert_eq!(text, &PROMPT[..10]);
-    // Input is not forwarded either: the shell would echo it.
+    // Input is not forwarded either (the shell would echo it), and a ping goes unanswered, as
+    // on a half-open connection.
     type_text(&mut ws, "exit\r").await;
+    ws.send(Message::Ping(b"alive?".to_vec().into()))
+        .await
+        .unwrap();
     let silent = tokio::time::timeout(Duration::from_millis(500), ws.next()).await;
     assert!(
         silent.is_err(),

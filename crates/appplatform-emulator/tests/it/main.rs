@@ -3,6 +3,7 @@
 
 mod common;
 mod console;
+mod doapi_console;
 mod faults;
 mod local;
 mod rest;

@@ -34,10 +34,16 @@ type Writer = SplitSink<Socket, Message>;
 /// Timings of a console.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ConsoleTimings {
-    /// An empty `stdin` frame is sent after this long without any frame sent.
+    /// An empty `stdin` frame is sent after this long without any input frame sent.
     pub keepalive: Duration,
-    /// Deadline of one write.
-    pub write_timeout: Duration,
+    /// Deadline of one `send` or `resize`, waiting behind an earlier one included.
+    pub send_timeout: Duration,
+    /// A WebSocket Ping is sent after this long without any frame received, and again every
+    /// interval while nothing arrives.
+    pub ping_interval: Duration,
+    /// With no frame of any kind received for this long, the console is closed and `recv`
+    /// fails with [`Error::ConsoleSilent`].
+    pub read_idle: Duration,
     /// How long `close` waits for the server's close frame.
     pub close_timeout: Duration,
 }
@@ -45,7 +51,16 @@ pub(crate) struct ConsoleTimings {
 /// What the reader task hands over.
 type Chunk = Result<Option<Vec<u8>>>;
 
+/// When the last frame of any kind arrived, shared by the reader and the liveness task.
+type Received = Arc<std::sync::Mutex<Instant>>;
+
 /// A console over App Platform's exec WebSocket.
+///
+/// Liveness: a reader task takes every frame; when none has arrived for the ping interval a
+/// liveness task sends a WebSocket Ping (a healthy server answers with a Pong, which counts as
+/// a frame), and when none has arrived for the read-idle timeout the console is closed and
+/// `recv` fails with [`Error::ConsoleSilent`], then and on every later call. A quiet console
+/// whose server answers pings stays open indefinitely.
 pub(crate) struct ApiConsole {
     writer: Arc<Mutex<WriterState>>,
     output: Mutex<Output>,
@@ -57,7 +72,17 @@ pub(crate) struct ApiConsole {
 
 struct WriterState {
     sink: Option<Writer>,
+    /// When the last input frame (`stdin` or `resize`) went out.
     last_sent: Instant,
+    /// Why `sink` is gone, for the errors of later sends.
+    closed: Option<String>,
+}
+
+impl WriterState {
+    fn close(&mut self, reason: String) {
+        self.sink = None;
+        self.closed.get_or_insert(reason);
+    }
 }
 
 struct Output {
@@ -70,11 +95,18 @@ struct Output {
 enum Ended {
     Normal,
     Lost(String),
+    Silent(Duration),
+}
+
+fn lock_received(received: &Received) -> Instant {
+    *received
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl ApiConsole {
     /// Takes over a connected socket: sends the initial resize, starts the reader and the
-    /// keepalive.
+    /// liveness task (keepalive input frames, pings).
     pub(crate) async fn start(
         socket: Socket,
         size: TermSize,
@@ -85,12 +117,25 @@ impl ApiConsole {
         let writer = Arc::new(Mutex::new(WriterState {
             sink: Some(sink),
             last_sent: Instant::now(),
+            closed: None,
         }));
+        let received: Received = Arc::new(std::sync::Mutex::new(Instant::now()));
         let (tx, rx) = mpsc::channel(64);
         let span = tracing::debug_span!("api_console", console = %label);
-        let reader = tokio::spawn(read_loop(stream, tx).instrument(span.clone()));
-        let keepalive =
-            tokio::spawn(keepalive_loop(Arc::downgrade(&writer), timings).instrument(span));
+        let reader = tokio::spawn(
+            read_loop(
+                stream,
+                tx,
+                Arc::downgrade(&writer),
+                Arc::clone(&received),
+                timings,
+            )
+            .instrument(span.clone()),
+        );
+        let keepalive = tokio::spawn(
+            liveness_loop(Arc::downgrade(&writer), received, timings, label.clone())
+                .instrument(span),
+        );
         let console = ApiConsole {
             writer,
             output: Mutex::new(Output { rx, ended: None }),
@@ -102,49 +147,116 @@ impl ApiConsole {
         console.resize(size).await?;
         Ok(console)
     }
+}
 
-    async fn write(&self, frame: String) -> Result<()> {
-        write_frame(&self.writer, frame, self.timings.write_timeout, &self.label).await
+/// What a write is, for messages, and whether it counts as input for the keepalive.
+#[derive(Clone, Copy)]
+enum Write {
+    Input,
+    Resize,
+    Keepalive,
+    Ping,
+}
+
+impl Write {
+    fn describe(self) -> &'static str {
+        match self {
+            Write::Input => "sending input",
+            Write::Resize => "sending a resize",
+            Write::Keepalive => "sending a keepalive",
+            Write::Ping => "sending a ping",
+        }
     }
 }
 
-async fn write_frame(
+/// Writes `frames` in order under one hold of the writer, all within `timeout` (waiting for
+/// the writer included). A write that fails or times out may have left half a frame on the
+/// connection, so the writer is closed: later sends are [`Error::ConsoleLost`].
+async fn write_frames(
     writer: &Mutex<WriterState>,
-    frame: String,
+    frames: Vec<Message>,
+    kind: Write,
     timeout: Duration,
     label: &str,
 ) -> Result<()> {
-    let mut state = writer.lock().await;
-    let Some(sink) = state.sink.as_mut() else {
-        return Err(Error::ConsoleLost {
-            reason: format!("console on {label} is closed"),
-        });
+    let deadline = Instant::now() + timeout;
+    let timed_out = || Error::Timeout {
+        operation: format!("{} to the console on {label}", kind.describe()),
+        timeout,
     };
-    match tokio::time::timeout(timeout, sink.send(Message::Text(frame.into()))).await {
-        Ok(Ok(())) => {
-            state.last_sent = Instant::now();
-            Ok(())
-        }
-        Ok(Err(err)) => {
-            state.sink = None;
-            Err(Error::ConsoleLost {
-                reason: format!("writing to the console on {label} failed: {err}"),
-            })
-        }
-        Err(_) => {
-            state.sink = None;
-            Err(Error::Timeout {
-                operation: format!("writing to the console on {label}"),
-                timeout,
-            })
+    let Ok(mut state) = tokio::time::timeout_at(deadline, writer.lock()).await else {
+        return Err(timed_out());
+    };
+    for frame in frames {
+        let Some(sink) = state.sink.as_mut() else {
+            return Err(Error::ConsoleLost {
+                reason: state
+                    .closed
+                    .clone()
+                    .unwrap_or_else(|| format!("the console on {label} is closed")),
+            });
+        };
+        match tokio::time::timeout_at(deadline, sink.send(frame)).await {
+            Ok(Ok(())) => {
+                if !matches!(kind, Write::Ping) {
+                    state.last_sent = Instant::now();
+                }
+            }
+            Ok(Err(err)) => {
+                let reason = format!("writing to the console on {label} failed: {err}");
+                state.close(reason.clone());
+                return Err(Error::ConsoleLost { reason });
+            }
+            Err(_) => {
+                tracing::debug!(?timeout, what = kind.describe(), "console write timed out");
+                state.close(format!(
+                    "{} to the console on {label} did not finish within {timeout:?}; the connection is unusable",
+                    kind.describe()
+                ));
+                return Err(timed_out());
+            }
         }
     }
+    Ok(())
 }
 
-/// Reads frames until the session ends; each `{"data":...}` becomes a chunk.
-async fn read_loop(mut stream: SplitStream<Socket>, tx: mpsc::Sender<Chunk>) {
+/// Reads frames until the session ends; each `{"data":...}` becomes a chunk. Every frame (data,
+/// pong, ping, anything) counts as life; none for `read_idle` ends the session with
+/// [`Error::ConsoleSilent`] and closes the connection.
+async fn read_loop(
+    mut stream: SplitStream<Socket>,
+    tx: mpsc::Sender<Chunk>,
+    writer: std::sync::Weak<Mutex<WriterState>>,
+    received: Received,
+    timings: ConsoleTimings,
+) {
     let end: Chunk = loop {
-        let Some(frame) = stream.next().await else {
+        let deadline = lock_received(&received) + timings.read_idle;
+        let Ok(frame) = tokio::time::timeout_at(deadline, stream.next()).await else {
+            tracing::warn!(read_idle = ?timings.read_idle, "console silent: closing it");
+            // Drop the writer, so the connection closes when this task returns; a send in
+            // progress holds it at most its own deadline.
+            if let Some(writer) = writer.upgrade() {
+                if let Ok(mut state) =
+                    tokio::time::timeout(timings.send_timeout, writer.lock()).await
+                {
+                    state.close(format!(
+                        "the console was silent for {:?} and was closed",
+                        timings.read_idle
+                    ));
+                }
+            }
+            let _ = tx
+                .send(Err(Error::ConsoleSilent {
+                    silent_for: timings.read_idle,
+                }))
+                .await;
+            return;
+        };
+        *received
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+        let Some(frame) = frame else {
             break Err(Error::ConsoleLost {
                 reason: "the connection ended without a close frame".to_owned(),
             });
@@ -173,6 +285,11 @@ async fn read_loop(mut stream: SplitStream<Socket>, tx: mpsc::Sender<Chunk>) {
                 if tx.send(Ok(Some(data))).await.is_err() {
                     return;
                 }
+                // Time spent waiting for a slow caller to take output is not silence: the
+                // server's frames wait in the socket meanwhile.
+                *received
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
             }
             Err(err) => break Err(err),
         }
@@ -217,28 +334,58 @@ pub(crate) fn output_data(payload: &[u8]) -> Result<Vec<u8>> {
     }
 }
 
-/// Sends an empty `stdin` frame whenever nothing was sent for `keepalive`.
-async fn keepalive_loop(writer: std::sync::Weak<Mutex<WriterState>>, timings: ConsoleTimings) {
-    let mut next = Instant::now() + timings.keepalive;
+/// Sends an empty `stdin` frame whenever no input frame was sent for `keepalive`, and a Ping
+/// whenever nothing was received for `ping_interval` (again every interval while the silence
+/// lasts). Ends with the console, or when a write fails.
+async fn liveness_loop(
+    writer: std::sync::Weak<Mutex<WriterState>>,
+    received: Received,
+    timings: ConsoleTimings,
+    label: String,
+) {
+    let mut last_ping: Option<Instant> = None;
     loop {
-        tokio::time::sleep_until(next).await;
-        let Some(writer) = writer.upgrade() else {
+        let Some(strong) = writer.upgrade() else {
             return;
         };
-        let last = writer.lock().await.last_sent;
-        if last + timings.keepalive <= Instant::now() {
-            let frame = stdin_frame("");
-            if write_frame(&writer, frame, timings.write_timeout, "keepalive")
+        let last_sent = strong.lock().await.last_sent;
+        let quiet_since = match last_ping {
+            Some(ping) => ping.max(lock_received(&received)),
+            None => lock_received(&received),
+        };
+        let now = Instant::now();
+        if quiet_since + timings.ping_interval <= now {
+            let ping = vec![Message::Ping(Vec::new().into())];
+            if write_frames(&strong, ping, Write::Ping, timings.send_timeout, &label)
                 .await
                 .is_err()
             {
                 return;
             }
-            tracing::trace!("keepalive sent");
-            next = Instant::now() + timings.keepalive;
-        } else {
-            next = last + timings.keepalive;
+            tracing::trace!("ping sent");
+            last_ping = Some(Instant::now());
+            continue;
         }
+        if last_sent + timings.keepalive <= now {
+            let frame = vec![Message::Text(stdin_frame("").into())];
+            if write_frames(
+                &strong,
+                frame,
+                Write::Keepalive,
+                timings.send_timeout,
+                &label,
+            )
+            .await
+            .is_err()
+            {
+                return;
+            }
+            tracing::trace!("keepalive sent");
+            continue;
+        }
+        drop(strong);
+        let next = (quiet_since + timings.ping_interval).min(last_sent + timings.keepalive);
+        tokio::time::sleep_until(next).await;
     }
 }
 
@@ -289,11 +436,20 @@ pub(crate) fn input_frames(bytes: &[u8]) -> Vec<String> {
 
 #[async_trait]
 impl Console for ApiConsole {
+    #[tracing::instrument(level = "trace", skip_all, fields(len = data.len()))]
     async fn send(&self, data: &[u8]) -> Result<()> {
-        for frame in input_frames(data) {
-            self.write(frame).await?;
-        }
-        Ok(())
+        let frames = input_frames(data)
+            .into_iter()
+            .map(|frame| Message::Text(frame.into()))
+            .collect();
+        write_frames(
+            &self.writer,
+            frames,
+            Write::Input,
+            self.timings.send_timeout,
+            &self.label,
+        )
+        .await
     }
 
     async fn recv(&self) -> Result<Option<Vec<u8>>> {
@@ -303,6 +459,9 @@ impl Console for ApiConsole {
                 Ended::Normal => Ok(None),
                 Ended::Lost(reason) => Err(Error::ConsoleLost {
                     reason: reason.clone(),
+                }),
+                Ended::Silent(silent_for) => Err(Error::ConsoleSilent {
+                    silent_for: *silent_for,
                 }),
             };
         }
@@ -314,6 +473,9 @@ impl Console for ApiConsole {
         match &chunk {
             Ok(Some(_)) => {}
             Ok(None) => output.ended = Some(Ended::Normal),
+            Err(Error::ConsoleSilent { silent_for }) => {
+                output.ended = Some(Ended::Silent(*silent_for));
+            }
             Err(err) => {
                 let reason = match err {
                     Error::ConsoleLost { reason } => reason.clone(),
@@ -328,7 +490,14 @@ impl Console for ApiConsole {
     async fn resize(&self, size: TermSize) -> Result<()> {
         let frame = serde_json::json!({"op": "resize", "width": size.cols, "height": size.rows})
             .to_string();
-        self.write(frame).await
+        write_frames(
+            &self.writer,
+            vec![Message::Text(frame.into())],
+            Write::Resize,
+            self.timings.send_timeout,
+            &self.label,
+        )
+        .await
     }
 
     async fn close(&self) -> Result<()> {
@@ -343,7 +512,7 @@ impl Console for ApiConsole {
             reason: "".into(),
         };
         let sent = tokio::time::timeout(
-            self.timings.write_timeout,
+            self.timings.send_timeout,
             sink.send(Message::Close(Some(frame))),
         )
         .await;

@@ -68,6 +68,16 @@ pub struct DoApiConfig {
     pub console_connect_timeout: Duration,
     /// A quiet console sends an empty input frame this often (doctl: 30 s).
     pub keepalive: Duration,
+    /// Deadline of one `send` or `resize` on a console (the server not reading, the connection
+    /// backed up): past it the call is [`Error::Timeout`] and the console cannot send again.
+    pub console_send_timeout: Duration,
+    /// A console that has received nothing for this long sends a WebSocket Ping, and again
+    /// every interval while nothing arrives; at most a third of the read-idle timeout is used.
+    pub console_ping_interval: Duration,
+    /// A console that receives no frame of any kind (output, pong) for this long is closed:
+    /// its `recv` is [`Error::ConsoleSilent`]. A server that answers pings keeps a quiet
+    /// console open indefinitely.
+    pub console_read_idle_timeout: Duration,
 }
 
 impl Default for DoApiConfig {
@@ -85,13 +95,17 @@ impl Default for DoApiConfig {
             per_page: 200,
             console_connect_timeout: Duration::from_secs(30),
             keepalive: Duration::from_secs(30),
+            console_send_timeout: Duration::from_secs(30),
+            console_ping_interval: Duration::from_secs(5),
+            console_read_idle_timeout: Duration::from_secs(15),
         }
     }
 }
 
 impl DoApiConfig {
     /// The defaults: the public API, token from the environment or doctl's config, 5 retries
-    /// waiting 1 s doubling up to 30 s, 60 s per request, 200 items per page.
+    /// waiting 1 s doubling up to 30 s, 60 s per request, 200 items per page; consoles: 30 s
+    /// to open, 30 s per send, a ping after 5 s without input, closed after 15 s of silence.
     #[must_use]
     pub fn new() -> Self {
         Self::default()
@@ -167,6 +181,28 @@ impl DoApiConfig {
         self.keepalive = interval;
         self
     }
+
+    /// Sets the deadline of one send (or resize) on a console.
+    #[must_use]
+    pub fn with_console_send_timeout(mut self, timeout: Duration) -> Self {
+        self.console_send_timeout = timeout;
+        self
+    }
+
+    /// Sets how long a console waits without receiving anything before it sends a ping.
+    #[must_use]
+    pub fn with_console_ping_interval(mut self, interval: Duration) -> Self {
+        self.console_ping_interval = interval;
+        self
+    }
+
+    /// Sets how long a console may receive nothing (not even a pong) before it is closed as
+    /// [`Error::ConsoleSilent`].
+    #[must_use]
+    pub fn with_console_read_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.console_read_idle_timeout = timeout;
+        self
+    }
 }
 
 /// App Platform through its REST API and exec WebSocket.
@@ -211,7 +247,7 @@ pub struct DoApi {
     token_source: TokenSource,
     per_page: u32,
     console_connect_timeout: Duration,
-    keepalive: Duration,
+    console_timings: ConsoleTimings,
     tls: Arc<OnceLock<std::result::Result<Arc<rustls::ClientConfig>, String>>>,
 }
 
@@ -221,7 +257,7 @@ impl DoApi {
     /// # Errors
     ///
     /// [`Error::NotAuthenticated`] when no token is found, [`Error::InvalidArgument`] for a
-    /// base URL that does not parse or a page size out of 1..=200, [`Error::Other`] when the
+    /// base URL that does not parse, a page size out of 1..=200 or a zero console timing, [`Error::Other`] when the
     /// HTTP client cannot be built.
     pub fn new(config: DoApiConfig) -> Result<Self> {
         let env = |key: &str| std::env::var(key).ok();
@@ -240,6 +276,22 @@ impl DoApi {
                 name: "base_url".into(),
                 reason: format!("`{}` must be an http or https URL", config.base_url),
             });
+        }
+        for (name, value) in [
+            ("keepalive", config.keepalive),
+            ("console_send_timeout", config.console_send_timeout),
+            ("console_ping_interval", config.console_ping_interval),
+            (
+                "console_read_idle_timeout",
+                config.console_read_idle_timeout,
+            ),
+        ] {
+            if value.is_zero() {
+                return Err(Error::InvalidArgument {
+                    name: name.into(),
+                    reason: "must be longer than zero".into(),
+                });
+            }
         }
         if !(1..=200).contains(&config.per_page) {
             return Err(Error::InvalidArgument {
@@ -268,7 +320,15 @@ impl DoApi {
             token_source,
             per_page: config.per_page,
             console_connect_timeout: config.console_connect_timeout,
-            keepalive: config.keepalive,
+            console_timings: ConsoleTimings {
+                keepalive: config.keepalive,
+                send_timeout: config.console_send_timeout,
+                ping_interval: config
+                    .console_ping_interval
+                    .min(config.console_read_idle_timeout / 3),
+                read_idle: config.console_read_idle_timeout,
+                close_timeout: Duration::from_secs(2),
+            },
             tls: Arc::new(OnceLock::new()),
         })
     }
@@ -446,16 +506,11 @@ impl DoApi {
             ))
         })?;
         let socket = self.websocket(&ws_url, "console").await?;
-        let timings = ConsoleTimings {
-            keepalive: self.keepalive,
-            write_timeout: self.http.timeout,
-            close_timeout: Duration::from_secs(2),
-        };
         let label = format!(
             "component `{}` of app `{}`",
             target.component, target.app_id
         );
-        ApiConsole::start(socket, target.size, timings, label).await
+        ApiConsole::start(socket, target.size, self.console_timings, label).await
     }
 }
 

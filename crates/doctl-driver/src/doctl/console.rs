@@ -7,8 +7,11 @@
 //! the process has exited non-zero.
 //!
 //! Deadlines: doctl hangs silently when the WebSocket dial fails, so a console whose doctl
-//! prints nothing within the connect timeout is killed and reported as [`Error::Timeout`]. Sends
-//! have a deadline; reaping after exit has one. `recv` waits for output as long as the remote
+//! prints nothing within the connect timeout is killed and reported as [`Error::Timeout`]. Each
+//! send has a deadline (`DoctlConfig::console_send_timeout`, 30 s by default), waiting for an
+//! earlier send included: a doctl that stops reading its terminal fills the pty's buffer, and the
+//! send then fails with [`Error::Timeout`] (part of the input may have been written). Reaping
+//! after exit has a deadline. `recv` waits for output as long as the remote
 //! shell is silent (a command may run for minutes): it is cancel-safe, so callers bound it with
 //! their own timeout. Closing or dropping the console kills doctl's process group.
 
@@ -337,8 +340,9 @@ impl Console for DoctlConsole {
                 reason: "doctl has exited".to_owned(),
             });
         }
-        let mut writer = self.writer.lock().await;
+        // The deadline covers waiting for an earlier send to finish, too.
         let write = async {
+            let mut writer = self.writer.lock().await;
             writer.write_all(data).await?;
             writer.flush().await
         };
@@ -350,10 +354,17 @@ impl Console for DoctlConsole {
                 })
             }
             Ok(Err(e)) => Err(pty_error("write to", e)),
-            Err(_) => Err(Error::Timeout {
-                operation: format!("{} (sending input)", self.subject.command),
-                timeout: self.send_timeout,
-            }),
+            Err(_) => {
+                tracing::debug!(timeout = ?self.send_timeout, "console send timed out");
+                Err(Error::Timeout {
+                    operation: format!(
+                        "{} (sending {} bytes of input; doctl is not reading its terminal)",
+                        self.subject.command,
+                        data.len()
+                    ),
+                    timeout: self.send_timeout,
+                })
+            }
         }
     }
 

@@ -56,6 +56,9 @@ pub struct DoctlConfig {
     pub command_timeout: Duration,
     /// How long a console's doctl may stay silent after starting before it is killed.
     pub console_connect_timeout: Duration,
+    /// Deadline of one [`Console::send`] on a console (doctl not reading its terminal, the
+    /// terminal's buffer full): past it the send is [`Error::Timeout`].
+    pub console_send_timeout: Duration,
 }
 
 impl Default for DoctlConfig {
@@ -68,13 +71,14 @@ impl Default for DoctlConfig {
             http_retry_max: None,
             command_timeout: Duration::from_secs(60),
             console_connect_timeout: Duration::from_secs(30),
+            console_send_timeout: Duration::from_secs(30),
         }
     }
 }
 
 impl DoctlConfig {
     /// The defaults: doctl from `$DOCTL` or `PATH`, token from `$DIGITALOCEAN_TOKEN`, 60 s per
-    /// command, 30 s to connect a console.
+    /// command, 30 s to connect a console, 30 s per console send.
     #[must_use]
     pub fn new() -> Self {
         Self::default()
@@ -128,6 +132,13 @@ impl DoctlConfig {
         self.console_connect_timeout = timeout;
         self
     }
+
+    /// Sets the deadline of one send on a console.
+    #[must_use]
+    pub fn with_console_send_timeout(mut self, timeout: Duration) -> Self {
+        self.console_send_timeout = timeout;
+        self
+    }
 }
 
 /// App Platform through the `doctl` binary.
@@ -140,6 +151,7 @@ pub struct Doctl {
     runner: Runner,
     command_timeout: Duration,
     console_connect_timeout: Duration,
+    console_send_timeout: Duration,
 }
 
 impl Doctl {
@@ -184,6 +196,7 @@ impl Doctl {
             },
             command_timeout: config.command_timeout,
             console_connect_timeout: config.console_connect_timeout,
+            console_send_timeout: config.console_send_timeout,
         }
     }
 
@@ -324,7 +337,7 @@ impl Platform for Doctl {
         }
         let timeouts = ConsoleTimeouts {
             connect: self.console_connect_timeout,
-            send: self.command_timeout,
+            send: self.console_send_timeout,
         };
         let console = DoctlConsole::open(&self.runner, target, timeouts).await?;
         Ok(Box::new(console))

@@ -53,12 +53,28 @@ pub(crate) async fn read_stdin() -> Result<Vec<u8>> {
 }
 
 /// What `exec --json` and `run --json` print about the command.
+///
+/// `stdout` and `stderr` are strings (invalid UTF-8 becomes U+FFFD, so a `jq .stdout` user
+/// always gets text); when a stream is not valid UTF-8, `stdout_base64` / `stderr_base64` also
+/// carry its exact bytes (standard base64 with padding), and only then.
 #[derive(Debug, Serialize)]
 pub(crate) struct OutputJson {
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
     pub stdout: String,
     pub stderr: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdout_base64: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stderr_base64: Option<String>,
+}
+
+/// The exact bytes as base64, when they are not valid UTF-8.
+fn base64_unless_utf8(bytes: &[u8]) -> Option<String> {
+    use base64::Engine as _;
+    std::str::from_utf8(bytes)
+        .is_err()
+        .then(|| base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
 impl OutputJson {
@@ -68,6 +84,8 @@ impl OutputJson {
             signal: output.status.signal,
             stdout: output.stdout_text(),
             stderr: output.stderr_text(),
+            stdout_base64: base64_unless_utf8(&output.stdout),
+            stderr_base64: base64_unless_utf8(&output.stderr),
         }
     }
 }

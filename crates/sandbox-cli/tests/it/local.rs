@@ -178,6 +178,89 @@ fn exec_is_byte_exact_with_env_cwd_stdin_and_json() {
     assert_eq!(json["stderr"], "");
 }
 
+/// The JSON a command printed on stdout.
+fn json_of(output: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {:?} / {:?}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+fn keys(json: &serde_json::Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = json
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
+#[test]
+fn exec_and_run_json_add_base64_only_for_output_that_is_not_utf8() {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let ctx = local_ctx!();
+    ctx.ok(["create", "--name", "b64"]);
+
+    // Not UTF-8 on stdout: the string is lossy, the base64 is exact; stderr is UTF-8.
+    let output = ctx.run([
+        "exec",
+        "b64",
+        "--json",
+        "--",
+        "printf '\\377\\000'; printf 'caf\\303\\251 \\342\\234\\223' >&2",
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    let json = json_of(&output);
+    assert_eq!(json["stdout"], "\u{fffd}\u{0}");
+    assert_eq!(json["stdout_base64"], "/wA=");
+    assert_eq!(
+        b64.decode(json["stdout_base64"].as_str().unwrap()).unwrap(),
+        [0xff, 0x00]
+    );
+    assert_eq!(json["stderr"], "café ✓");
+    assert_eq!(
+        keys(&json),
+        ["exit_code", "signal", "stderr", "stdout", "stdout_base64"]
+    );
+
+    // UTF-8 on both: no base64 at all.
+    let json = json_of(&ctx.run([
+        "exec",
+        "b64",
+        "--json",
+        "--",
+        "printf 'caf\\303\\251\\n'; printf 'ok' >&2; exit 2",
+    ]));
+    assert_eq!(json["stdout"], "café\n");
+    assert_eq!(json["stderr"], "ok");
+    assert_eq!(json["exit_code"], 2);
+    assert_eq!(keys(&json), ["exit_code", "signal", "stderr", "stdout"]);
+
+    // `run --json`: the same fields next to the sandbox's; here stderr is the binary one.
+    let output = ctx.run([
+        "run",
+        "--json",
+        "--",
+        "printf 'plain'; printf 'a\\200\\000b' >&2",
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    let json = json_of(&output);
+    assert_eq!(json["stdout"], "plain");
+    assert!(json.get("stdout_base64").is_none(), "{json}");
+    assert_eq!(json["stderr"], "a\u{fffd}\u{0}b");
+    assert_eq!(
+        b64.decode(json["stderr_base64"].as_str().unwrap()).unwrap(),
+        b"a\x80\0b"
+    );
+    assert!(json["sandbox"]["id"].is_string(), "{json}");
+}
+
 #[test]
 fn exec_timeout_and_signals_map_to_exit_codes() {
     let ctx = local_ctx!();
