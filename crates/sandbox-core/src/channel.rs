@@ -86,7 +86,7 @@ struct Shared {
     heartbeat_timeout: Duration,
     /// When a byte last arrived or a send last completed.
     last_activity: Mutex<Instant>,
-    /// Sends under way (a long bulk request is activity too).
+    /// Command requests being sent (a long bulk request is activity too).
     sending: AtomicUsize,
     heartbeat_pending: AtomicBool,
     /// Whether the agent runs (before that, the bootstrap's own deadline applies).
@@ -173,14 +173,22 @@ impl Shared {
 
     /// Sends whole lines, in pieces of at most [`SEND_PIECE`] bytes cut after a newline, so a
     /// large request (stdin) is not one long send. Each piece has the heartbeat deadline.
+    ///
+    /// Only the pieces of a command's request count as the console's life (a long stdin is
+    /// typed while the agent stays silent); heartbeats, credits and kills do not, or a
+    /// half-open console that swallows them would look alive.
     async fn send(&self, data: &[u8]) -> Result<()> {
+        self.send_pieces(data, false).await
+    }
+
+    async fn send_request(&self, data: &[u8]) -> Result<()> {
         self.sending.fetch_add(1, Ordering::AcqRel);
-        let result = self.send_pieces(data).await;
+        let result = self.send_pieces(data, true).await;
         self.sending.fetch_sub(1, Ordering::AcqRel);
         result
     }
 
-    async fn send_pieces(&self, data: &[u8]) -> Result<()> {
+    async fn send_pieces(&self, data: &[u8], alive: bool) -> Result<()> {
         let _guard = self.write_lock.lock().await;
         let mut rest = data;
         while !rest.is_empty() {
@@ -201,7 +209,9 @@ impl Shared {
             .await
             {
                 Ok(Ok(())) => {
-                    self.touch();
+                    if alive {
+                        self.touch();
+                    }
                     continue;
                 }
                 Ok(Err(e)) => format!("sending to the console failed: {e}"),
@@ -442,7 +452,7 @@ impl Channel {
         // half a request (a bulk reader would take the next requests' lines as its data); the
         // kill sent on drop queues behind it on the write lock.
         let shared = Arc::clone(&self.shared);
-        let sent = tokio::spawn(async move { shared.send(&request).await })
+        let sent = tokio::spawn(async move { shared.send_request(&request).await })
             .await
             .unwrap_or_else(|e| Err(Error::lost(format!("sending a request failed: {e}"))));
         if let Err(e) = sent {

@@ -242,6 +242,48 @@ mod emulator_tests {
         Some(conformance)
     }
 
+    /// The emulator keeps a console open but forwards nothing after some output (a half-open
+    /// connection): the command in flight fails with `ConsoleLost` within the heartbeat
+    /// deadline plus a grace, with both drivers, and the next command gets a new console.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn half_open_console_is_lost_with_both_drivers() {
+        use std::time::Duration;
+        for via in [Via::Doctl, Via::Api] {
+            let Some(target) = sandbox_testkit::target(via).await else {
+                return;
+            };
+            let emulator = target.emulator.as_ref().expect("an emulator");
+            let sandbox = crate::Sandbox::builder()
+                .name(format!(
+                    "stall-{}",
+                    &uuid::Uuid::new_v4().simple().to_string()[..8]
+                ))
+                .defaults(appspec::TemplateDefaults::default())
+                .heartbeat_timeout(Duration::from_secs(2))
+                .platform(target.platform.clone())
+                .create()
+                .await
+                .expect("create");
+            emulator.faults().stall_console_after_bytes(4096);
+            // Streamed, so the output crosses the fault's threshold while the command runs.
+            let request = crate::ExecRequest::shell("head -c 100000 /dev/zero; sleep 30");
+            let stream = sandbox.exec_stream(request).await.expect("started");
+            let run = stream.collect_output();
+            let err = tokio::time::timeout(Duration::from_secs(25), run)
+                .await
+                .unwrap_or_else(|_| panic!("{via:?}: a half-open console was not noticed"))
+                .expect_err("the command cannot finish");
+            assert!(
+                matches!(err, crate::Error::ConsoleLost { .. }),
+                "{via:?}: {err}"
+            );
+            assert!(!err.is_retryable());
+            let out = sandbox.exec("echo back").await.expect("a new console");
+            assert_eq!(out.stdout, b"back\n");
+            sandbox.delete().await.expect("delete");
+        }
+    }
+
     mod doctl {
         async fn doctl() -> Option<crate::conformance::Target> {
             super::target(super::Via::Doctl).await
