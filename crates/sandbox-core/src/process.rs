@@ -173,7 +173,7 @@ impl ProcessHandle {
     /// Exec errors.
     pub async fn is_running(&self) -> Result<bool> {
         let script = format!("{ALIVE_FN}_alive {}", self.pid);
-        Ok(self.sandbox.exec(&script).await?.success())
+        Ok(self.sandbox.helper(script).await?.success())
     }
 
     /// Waits until it ends, at most `timeout`.
@@ -213,6 +213,17 @@ impl ProcessHandle {
             ))
         })?;
         Ok(Some(ExitStatus::from_shell_status(status)))
+    }
+}
+
+/// Deadline of the short scripts behind the process calls (listing, kill, logs, status).
+pub(crate) const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Sandbox {
+    /// Runs one of the process calls' scripts with [`HELPER_TIMEOUT`].
+    async fn helper(&self, script: impl Into<String>) -> Result<crate::ExecOutput> {
+        self.exec_with(ExecRequest::shell(script).timeout(HELPER_TIMEOUT))
+            .await
     }
 }
 
@@ -281,7 +292,7 @@ impl Sandbox {
     ///
     /// Exec errors.
     pub async fn processes(&self, pattern: Option<&str>) -> Result<Vec<ProcessInfo>> {
-        let output = self.exec(LIST_SCRIPT).await?.exit_ok()?;
+        let output = self.helper(LIST_SCRIPT).await?.exit_ok()?;
         let text = output.stdout_text();
         let listing = parse_listing(&text)
             .ok_or_else(|| Error::protocol(format!("process listing is malformed: {text:?}")))?;
@@ -302,7 +313,7 @@ impl Sandbox {
         let script = format!(
             "{PROCS_DIR}if [ -f \"$R/{pid}.cmd\" ]; then kill -{sig} -{pid} 2>/dev/null || kill -{sig} {pid}; else kill -{sig} {pid}; fi"
         );
-        let output = self.exec(&script).await?;
+        let output = self.helper(script).await?;
         if output.success() {
             return Ok(());
         }
@@ -332,7 +343,7 @@ impl Sandbox {
              for p in $l; do _alive \"$p\" && {{ kill -9 -\"$p\" 2>/dev/null || kill -9 \"$p\" 2>/dev/null; }}; done; exit 0"
         );
         let output = self
-            .exec_with(ExecRequest::shell(script).timeout(Duration::from_secs(30)))
+            .exec_with(ExecRequest::shell(script).timeout(HELPER_TIMEOUT))
             .await?
             .exit_ok()?;
         Ok(output
@@ -355,7 +366,7 @@ impl Sandbox {
         let script = format!(
             "{PROCS_DIR}f=\"$R/{pid}.log\"; if [ -f \"$f\" ]; then {read}; elif [ -f \"$R/{pid}.cmd\" ]; then :; else exit 3; fi"
         );
-        let output = self.exec(&script).await?;
+        let output = self.helper(script).await?;
         match output.code() {
             Some(0) => Ok(output.stdout),
             Some(3) => Err(Error::NotFound {

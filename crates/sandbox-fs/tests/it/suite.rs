@@ -250,7 +250,8 @@ async fn tree_changes(fs: &FileSystem) {
     assert!(!fs.exists("m3").await.expect("exists"));
 }
 
-async fn errors(fs: &FileSystem) {
+/// `isolated`: the sandbox's /usr is read-only (not so on the plain pty of the host).
+async fn errors(fs: &FileSystem, isolated: bool) {
     let err = fs.read("does/not/exist").await.expect_err("missing");
     assert!(
         matches!(err, Error::NotFound { ref path } if path == "does/not/exist"),
@@ -287,6 +288,9 @@ async fn errors(fs: &FileSystem) {
             "{err}"
         );
         fs.chmod("locked", "600").await.expect("chmod back");
+    }
+    if !isolated {
+        return;
     }
     // /usr is the host's, read-only: writing there is refused and names the path.
     let err = fs
@@ -387,13 +391,42 @@ async fn chunks_and_local_files(fs: &FileSystem) {
 
 async fn run_suite(via: Via) {
     let target = target!(via);
-    let fs = target.sandbox.fs().without_object_store();
-    files(&fs).await;
-    odd_names(&fs).await;
-    listing(&fs).await;
-    tree_changes(&fs).await;
-    errors(&fs).await;
-    chunks_and_local_files(&fs).await;
+    suite(&target.sandbox.fs().without_object_store(), true).await;
+}
+
+async fn suite(fs: &FileSystem, isolated: bool) {
+    files(fs).await;
+    odd_names(fs).await;
+    listing(fs).await;
+    tree_changes(fs).await;
+    errors(fs, isolated).await;
+    chunks_and_local_files(fs).await;
+}
+
+/// The suite on a plain pseudo-terminal of this machine (no sandbox, no namespaces): the file
+/// operations need nothing but the console and POSIX tools.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suite_on_pty() {
+    let platform = sandbox_core::testing::PtyPlatform::new().expect("pty platform");
+    let sandbox = sandbox_core::Sandbox::builder()
+        .name(format!(
+            "fs-pty-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ))
+        .defaults(appspec::TemplateDefaults::default())
+        .platform(Arc::new(platform))
+        .create()
+        .await
+        .expect("create");
+    let result = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(suite(
+        &sandbox.fs().without_object_store(),
+        false,
+    )))
+    .await;
+    sandbox.delete().await.expect("delete");
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
