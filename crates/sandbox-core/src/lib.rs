@@ -242,11 +242,12 @@ mod emulator_tests {
         Some(conformance)
     }
 
-    /// The emulator keeps a console open but forwards nothing after some output (a half-open
-    /// connection): the command in flight fails with `ConsoleLost` within the heartbeat
-    /// deadline plus a grace, with both drivers, and the next command gets a new console.
+    /// The emulator breaks the console after some output, in the middle of a frame: it
+    /// holds the connection open and forwards nothing (half-open), or drops it. The streamed
+    /// command in flight fails with `ConsoleLost` (never a corrupt frame), within the
+    /// heartbeat deadline plus a grace, with both drivers; the next command gets a new console.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn half_open_console_is_lost_with_both_drivers() {
+    async fn broken_consoles_are_lost_with_both_drivers() {
         use std::time::Duration;
         for via in [Via::Doctl, Via::Api] {
             let Some(target) = sandbox_testkit::target(via).await else {
@@ -255,7 +256,7 @@ mod emulator_tests {
             let emulator = target.emulator.as_ref().expect("an emulator");
             let sandbox = crate::Sandbox::builder()
                 .name(format!(
-                    "stall-{}",
+                    "broken-{}",
                     &uuid::Uuid::new_v4().simple().to_string()[..8]
                 ))
                 .defaults(appspec::TemplateDefaults::default())
@@ -264,22 +265,30 @@ mod emulator_tests {
                 .create()
                 .await
                 .expect("create");
-            emulator.faults().stall_console_after_bytes(4096);
-            // Streamed, so the output crosses the fault's threshold while the command runs.
-            let request = crate::ExecRequest::shell("head -c 100000 /dev/zero; sleep 30");
-            let stream = sandbox.exec_stream(request).await.expect("started");
-            let run = stream.collect_output();
-            let err = tokio::time::timeout(Duration::from_secs(25), run)
-                .await
-                .unwrap_or_else(|_| panic!("{via:?}: a half-open console was not noticed"))
-                .expect_err("the command cannot finish");
-            assert!(
-                matches!(err, crate::Error::ConsoleLost { .. }),
-                "{via:?}: {err}"
-            );
-            assert!(!err.is_retryable());
-            let out = sandbox.exec("echo back").await.expect("a new console");
-            assert_eq!(out.stdout, b"back\n");
+            for stall in [true, false] {
+                // The faults apply to the next console opened.
+                sandbox.close_console().await;
+                // Past the bootstrap, inside the first 87 KB frame of the output.
+                if stall {
+                    emulator.faults().stall_console_after_bytes(8000);
+                } else {
+                    emulator.faults().drop_console_after_bytes(8000);
+                }
+                // Streamed, so the output crosses the fault's threshold while it runs.
+                let request = crate::ExecRequest::shell("head -c 100000 /dev/zero; sleep 30");
+                let stream = sandbox.exec_stream(request).await.expect("started");
+                let err = tokio::time::timeout(Duration::from_secs(25), stream.collect_output())
+                    .await
+                    .unwrap_or_else(|_| panic!("{via:?} (stall {stall}): not noticed"))
+                    .expect_err("the command cannot finish");
+                assert!(
+                    matches!(err, crate::Error::ConsoleLost { .. }),
+                    "{via:?} (stall {stall}): {err}"
+                );
+                assert!(!err.is_retryable());
+                let out = sandbox.exec("echo back").await.expect("a new console");
+                assert_eq!(out.stdout, b"back\n");
+            }
             sandbox.delete().await.expect("delete");
         }
     }
