@@ -1,14 +1,15 @@
-//! Client memory while a sandbox streams 1 GiB to a reader that sleeps between chunks.
+//! Client memory while a sandbox streams 256 MiB to a reader that stops reading for a while.
 //!
 //! ```sh
 //! cargo run --release -p sandbox-core --example slow_reader
 //! ```
 //!
-//! Streams `head -c 1073741824 /dev/zero` from a local sandbox through [`Sandbox::exec_stream`]
-//! twice: read as fast as possible, then with a 2 ms sleep after every chunk. Prints the bytes
-//! received, the time taken and the process's peak resident memory (`VmHWM`) after each run.
-//! The flow-control window keeps the slow reader's memory where the fast one's is; without it
-//! the sandbox would run ahead and the client would buffer what it has not read.
+//! Streams `head -c 268435456 /dev/zero` from a local sandbox through [`Sandbox::exec_stream`]
+//! twice: read as fast as possible, then read one chunk, sleep 20 s, and read the rest. Prints
+//! the bytes received, the time taken and the process's peak resident memory (`VmHWM`) after
+//! each run. The flow-control window keeps the sleeping reader's memory where the fast one's
+//! is; without it the sandbox would run ahead during the sleep and the client would buffer
+//! everything it sent.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 use appspec::TemplateDefaults;
 use sandbox_core::{ExecEvent, ExecRequest, Sandbox};
 
-const TOTAL: u64 = 1 << 30;
+const TOTAL: u64 = 256 << 20;
 
 fn peak_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -31,11 +32,12 @@ async fn stream(sandbox: &Sandbox, pause: Option<Duration>) -> Result<u64, sandb
     let request = ExecRequest::shell(format!("head -c {TOTAL} /dev/zero"));
     let mut events = sandbox.exec_stream(request).await?;
     let mut received = 0u64;
+    let mut pause = pause;
     while let Some(event) = events.next_event().await {
         match event? {
             ExecEvent::Stdout(chunk) => {
                 received += chunk.len() as u64;
-                if let Some(pause) = pause {
+                if let Some(pause) = pause.take() {
                     tokio::time::sleep(pause).await;
                 }
             }
@@ -65,8 +67,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (label, pause) in [
         ("fast reader", None),
         (
-            "reader sleeping 2 ms per chunk",
-            Some(Duration::from_millis(2)),
+            "reader sleeping 20 s after its first chunk",
+            Some(Duration::from_secs(20)),
         ),
     ] {
         let start = Instant::now();

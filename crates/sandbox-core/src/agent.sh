@@ -83,9 +83,9 @@ _j() {
     _s "$i" e <"$e" 5<>"$D/$i.ec" & b=$!
     ;;
   *)
-    mkfifo "$D/$i.of" "$D/$i.ef" || { _f "$i" f fifo; return; }
     exec 3>"$o" 4>"$e"
-    o=$D/$i.of e=$D/$i.ef
+    o=$D/$4.F e=$D/$4.G
+    [ -p "$o" ] && [ -p "$e" ] || mkfifo "$o" "$e" 2>/dev/null || { [ -p "$o" ] && [ -p "$e" ]; } || { _f "$i" f fifo; return; }
     cat <"$o" >&3 3>&- 4>&- & a=$!
     cat <"$e" >&4 3>&- 4>&- & b=$!
     ;;
@@ -108,22 +108,27 @@ _j() {
   esac
   x=$r:$Zo:$Ze
   _o "$F@$N:$i:x:$x:${#x}$L"
-  : >"$D/$i.d"
+  echo "$4" >"$D/$i.d"
 }
 _r() {
   set --
-  for f in "$D"/*.d; do [ -f "$f" ] && b=${f%.d} && set -- "$@" "$b".[oepbiksaq] "$b".[oe][fcn] "$f"; done
+  for f in "$D"/*.d; do
+    [ -f "$f" ] && b=${f%.d} && set -- "$@" "$b".[oepbiksaq] "$b".[oe][cn] "$f" && read -r s <"$f" && [ -n "$s" ] && set -- "$@" "$D/$s.F" "$D/$s.G"
+  done
   [ $# -gt 0 ] && rm -f "$@"
 }
+_m() { set --; k=$1; while [ $k -lt $(($1+64)) ]; do set -- "$@" "$D/$k.F" "$D/$k.G"; k=$((k+1)); done; mkfifo "$@" 2>/dev/null; }
 C=0
 _x() {
-  B=$B$4; _S=$B _E=$E; B= E=; _j "$1" "$2" "$3" 2>/dev/null &
-  C=$((C+1)); [ $((C%64)) -eq 0 ] && { _r 2>/dev/null & }
+  B=$B$4; _S=$B _E=$E; B= E=; _j "$1" "$2" "$3" "$C" 2>/dev/null &
+  C=$((C+1))
+  case $((C%64)) in 0) _r 2>/dev/null & ;; 32) _m $((C+32)) & ;; esac
 }
 for d in "$T"/.sandbox-exec.*; do
   [ "$d" != "$D" ] && [ -f "$d/agent" ] && read -r q <"$d/agent" && ! kill -0 "$q" 2>/dev/null && { _g "$d"; rm -rf "$d"; }
 done
 trap _z HUP TERM
+_m 0
 _f 0 r 1
 while IFS= read -r l; do eval "$l"; done
 _z

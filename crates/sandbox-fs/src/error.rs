@@ -218,11 +218,28 @@ impl Error {
         matches!(self, Error::NotFound { .. } | Error::LocalNotFound { .. })
     }
 
-    /// Whether trying again may succeed (a lost console or a timeout of the sandbox command).
+    /// Whether trying again may succeed and is safe, as [`sandbox_core::Error::is_retryable`]
+    /// says of the sandbox command underneath (false when it may have run).
     #[must_use]
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Exec { source, .. } => source.is_retryable(),
+            _ => false,
+        }
+    }
+
+    /// Whether the sandbox command was cut off (a lost console, a timeout), whether or not it
+    /// ran: a step written to be idempotent may then run again.
+    pub(crate) fn is_interrupted(&self) -> bool {
+        match self {
+            Error::Exec { source, .. } => {
+                source.is_retryable()
+                    || matches!(
+                        source,
+                        sandbox_core::Error::ConsoleLost { .. }
+                            | sandbox_core::Error::Timeout { .. }
+                    )
+            }
             _ => false,
         }
     }

@@ -350,7 +350,7 @@ impl FileSystem {
                 .await
             {
                 Ok(out) => return Ok((out, attempt)),
-                Err(e) if e.is_retryable() && attempt < ATTEMPTS => {
+                Err(e) if e.is_interrupted() && attempt < ATTEMPTS => {
                     tracing::warn!(operation, path, attempt, error = %e, "retrying");
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
                     attempt += 1;
