@@ -207,7 +207,7 @@ impl Sandbox {
                     }
                 }
             }
-            Err(Error::lost(
+            Err(Error::command_lost(
                 "the command's stream ended without an exit status",
             ))
         })

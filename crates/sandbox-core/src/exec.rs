@@ -326,7 +326,7 @@ impl ExecStream {
                 ExecEvent::Exit(status) => return Ok(ExecOutput::new(status, stdout, stderr)),
             }
         }
-        Err(Error::lost(
+        Err(Error::command_lost(
             "the command's stream ended without an exit status",
         ))
     }
