@@ -14,7 +14,7 @@ L='
 _o() { if [ ${#1} -le 900 ]; then printf %s "$1"; else printf %s "$1" | dd ibs=65536 obs=2097152 2>/dev/null; fi; }
 _w() { _o "@$N:$1:$2:$3:${#3}$L"; }
 _f() { printf '@%s:%s:%s:%s:%s\n' "$N" "$1" "$2" "$3" "${#3}"; }
-_q() { q=$((${#1}/4*3)); case ${1#"${1%??}"} in ==) q=$((q-2));; ?=) q=$((q-1));; esac; }
+_q() { _t=${1%=}; _t=${_t%=}; q=$((${#1}/4*3-${#1}+${#_t})); }
 _c() {
   z=; read -r _ z <"/proc/self/fdinfo/$4" 2>/dev/null
   case $z in ''|*[!0-9]*) z=$(wc -c <"$3") || z=0;; esac
