@@ -47,6 +47,8 @@ pub use platform::{INTERRUPTED, LocalPlatform, SUPERVISOR_DEAD};
 mod config;
 mod console;
 mod launch;
+mod limits;
 mod logs;
 mod platform;
+mod runtime;
 mod state;
