@@ -19,7 +19,7 @@ use crate::launch::{self, APP_PORT, HEALTH_PORT, Host, Launch};
 use crate::limits::Limits;
 use crate::logs;
 use crate::runtime;
-use crate::state::{Kind, Layout, Net, Phase, Record, is_valid_id};
+use crate::state::{Kind, Layout, Net, Phase, Record, Runtime, is_valid_id};
 
 /// What a deployment whose supervisor died reports.
 pub const SUPERVISOR_DEAD: &str = "sandbox supervisor is not running";
@@ -337,6 +337,9 @@ fn net_name(net: Net) -> &'static str {
 /// Whether this process already warned that pasta is missing.
 static LOOPBACK_NOTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// The python image's virtual environment, inside the sandbox.
+const VENV: &str = "/home/sandbox/.venv";
+
 /// The environment every process of the sandbox starts with: the image's, then the spec's.
 fn sandbox_env(
     record: &Record,
@@ -359,6 +362,15 @@ fn sandbox_env(
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
+    if record.runtime == Runtime::Python {
+        // As the python image's uv-managed Python: a virtual environment first on PATH (PID 1
+        // makes it in the home), so `pip install` works for the user; unbuffered output.
+        if let Some(path) = env.iter_mut().find(|(k, _)| k == "PATH") {
+            path.1 = format!("{VENV}/bin:{}", path.1);
+        }
+        env.push(("VIRTUAL_ENV".into(), VENV.into()));
+        env.push(("PYTHONUNBUFFERED".into(), "1".into()));
+    }
     if let Some((app, health)) = ports {
         let (app, health) = match net {
             Net::Host => (app, health),

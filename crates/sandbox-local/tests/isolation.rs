@@ -434,3 +434,31 @@ async fn the_file_system_hides_the_host() {
         .await;
     assert_eq!(out, "0\n");
 }
+
+#[tokio::test]
+async fn the_python_image_has_a_virtual_environment_first_on_path() {
+    require_sandboxes!();
+    let env = Env::new();
+    let sandbox = env.create(ImageKind::Python, ComponentType::Worker).await;
+    assert_eq!(
+        sandbox.run("echo $PYTHONUNBUFFERED $VIRTUAL_ENV").await,
+        "1 /home/sandbox/.venv\n"
+    );
+    assert_eq!(
+        sandbox.run("command -v python3 pip").await,
+        "/home/sandbox/.venv/bin/python3\n/home/sandbox/.venv/bin/pip\n"
+    );
+    assert_eq!(
+        sandbox
+            .run("python3 -c 'import sys; print(sys.prefix, sys.prefix != sys.base_prefix)'")
+            .await,
+        "/home/sandbox/.venv True\n"
+    );
+    // pip installs into the environment: no "externally managed" refusal (the index is out
+    // of reach here, so the install itself fails to find the package).
+    let out = sandbox
+        .run("pip install --no-index no-such-package-here 2>&1; echo rc=$?")
+        .await;
+    assert!(!out.contains("externally-managed"), "{out}");
+    assert!(out.contains("No matching distribution"), "{out}");
+}

@@ -12,7 +12,26 @@ health_host=$1 health_port=$2 runtime=$3 run_command=$4 health_source=$5
 mkdir -p /home/sandbox/app
 cd /home/sandbox/app
 case "$runtime" in
-  python) echo "Python: $(python3 --version 2>&1)" ;;
+  python)
+    version=$(python3 --version 2>&1)
+    echo "Python: $version"
+    # The image's virtual environment (first on PATH, VIRTUAL_ENV), over the system's
+    # packages: what `python3 -m venv --without-pip --system-site-packages` makes, written
+    # directly; `pip` runs the system's pip inside it.
+    if [ -n "${VIRTUAL_ENV:-}" ] && [ ! -e "$VIRTUAL_ENV/pyvenv.cfg" ]; then
+      version=${version#Python }
+      short=${version%.*}
+      mkdir -p "$VIRTUAL_ENV/bin" "$VIRTUAL_ENV/lib/python$short/site-packages"
+      ln -s lib "$VIRTUAL_ENV/lib64"
+      printf 'home = /usr/bin\ninclude-system-site-packages = true\nversion = %s\n' "$version" \
+        >"$VIRTUAL_ENV/pyvenv.cfg"
+      ln -s /usr/bin/python3 "$VIRTUAL_ENV/bin/python3"
+      ln -s python3 "$VIRTUAL_ENV/bin/python"
+      printf '#!/bin/sh\nexec %s/bin/python3 -m pip "$@"\n' "$VIRTUAL_ENV" >"$VIRTUAL_ENV/bin/pip"
+      chmod 755 "$VIRTUAL_ENV/bin/pip"
+      ln -s pip "$VIRTUAL_ENV/bin/pip3"
+    fi
+    ;;
   node) echo "Node.js: $(node --version 2>&1)" ;;
 esac
 if [ -n "$health_port" ]; then
