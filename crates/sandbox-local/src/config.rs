@@ -28,6 +28,9 @@ pub enum NetworkMode {
     /// the host's loopback out of reach, a service's port 8080 and health port forwarded from
     /// free ports on the host's 127.0.0.1. Creating a sandbox fails when `pasta` is missing.
     Pasta,
+    /// A private network namespace with loopback only, even when `pasta` is installed: no
+    /// outbound access at all. Creating a service fails (it would be unreachable).
+    Loopback,
     /// Weaker, opt-in: the host's network namespace, so the sandbox reaches every service
     /// listening on the host; each create warns. A service listens on a distinct free port,
     /// passed as `PORT` (and `SANDBOX_HEALTH_PORT` for the health server), instead of 8080 and

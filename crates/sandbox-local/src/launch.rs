@@ -344,6 +344,12 @@ pub(crate) fn choose_network(
             Err(format!("network mode `pasta` needs {NEED_PASTA}"))
         }
         NetworkMode::Pasta => Ok(Net::Pasta),
+        NetworkMode::Loopback if kind == Kind::Worker => Ok(Net::Loopback),
+        NetworkMode::Loopback => Err(
+            "network mode `loopback` leaves a service unreachable from the host; use `pasta` \
+             (or `auto`) for services"
+                .into(),
+        ),
         _ if host.pasta.is_some() => Ok(Net::Pasta),
         _ if kind == Kind::Worker => Ok(Net::Loopback),
         _ => Err(format!(
@@ -929,6 +935,11 @@ mod tests {
                 Ok(Net::Pasta)
             );
         }
+        assert_eq!(
+            choose_network(Kind::Worker, NetworkMode::Loopback, &with_pasta),
+            Ok(Net::Loopback)
+        );
+        assert!(choose_network(Kind::Service, NetworkMode::Loopback, &with_pasta).is_err());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use time::OffsetDateTime;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::config::LocalConfig;
+use crate::config::{LocalConfig, NetworkMode};
 use crate::console::LocalConsole;
 use crate::launch::{self, APP_PORT, HEALTH_PORT, Host, Launch};
 use crate::limits::Limits;
@@ -205,6 +205,7 @@ fn create_blocking(
                     stamp()
                 ));
             }
+            Net::Loopback if config.network == NetworkMode::Loopback => {}
             Net::Loopback => {
                 deploy_log.push(format!(
                     "{} note: pasta is not installed (Debian: `apt-get install passt`): the \
