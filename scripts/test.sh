@@ -4,11 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the tests need (Debian): the sandboxes' runtimes and tools, util-linux for
-# namespaces, and passt (`pasta`) for service sandboxes' private networks. Skipped when present.
+# System packages the tests need (Debian): the sandboxes' runtimes and tools, runc (the OCI
+# runtime that isolates local sandboxes), util-linux, and passt (`pasta`) for the sandboxes'
+# private networks. Skipped when present.
 need=()
 for pair in bash:bash python3:python3 node:nodejs curl:curl tar:tar base64:coreutils \
-  unshare:util-linux nsenter:util-linux setsid:util-linux pasta:passt; do
+  setsid:util-linux runc:runc pasta:passt; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
 done
 if [ "${#need[@]}" -gt 0 ]; then

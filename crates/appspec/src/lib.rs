@@ -60,8 +60,9 @@ pub use template::{
     TemplateDefaults, random_name, sandbox_health_check,
 };
 pub use validate::{
-    INSTANCE_SIZES, MAX_INSTANCE_COUNT, REGIONS, SINGLE_INSTANCE_SIZES, check_env_key,
-    check_instance_size, check_name, check_region, region_of,
+    INSTANCE_SIZE_RESOURCES, INSTANCE_SIZES, InstanceSize, MAX_INSTANCE_COUNT, REGIONS,
+    SINGLE_INSTANCE_SIZES, check_env_key, check_instance_size, check_name, check_region,
+    instance_size, region_of,
 };
 
 mod error;

@@ -37,6 +37,64 @@ pub const INSTANCE_SIZES: &[&str] = &[
     "professional-xl",
 ];
 
+/// What an instance size gives a container: its memory and its virtual CPUs (App Platform's
+/// published figures). Local sandboxes enforce these as cgroup limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InstanceSize {
+    /// The slug, as in [`INSTANCE_SIZES`].
+    pub slug: &'static str,
+    /// Memory in MiB.
+    pub memory_mib: u32,
+    /// Virtual CPUs (shared or dedicated).
+    pub vcpus: u32,
+}
+
+const fn size(slug: &'static str, memory_mib: u32, vcpus: u32) -> InstanceSize {
+    InstanceSize {
+        slug,
+        memory_mib,
+        vcpus,
+    }
+}
+
+/// Memory and CPUs of every slug in [`INSTANCE_SIZES`], in the same order.
+pub const INSTANCE_SIZE_RESOURCES: &[InstanceSize] = &[
+    size("apps-s-1vcpu-0.5gb", 512, 1),
+    size("apps-s-1vcpu-1gb-fixed", 1024, 1),
+    size("apps-s-1vcpu-1gb", 1024, 1),
+    size("apps-s-1vcpu-2gb", 2048, 1),
+    size("apps-s-2vcpu-4gb", 4096, 2),
+    size("apps-d-1vcpu-0.5gb", 512, 1),
+    size("apps-d-1vcpu-1gb", 1024, 1),
+    size("apps-d-1vcpu-2gb", 2048, 1),
+    size("apps-d-1vcpu-4gb", 4096, 1),
+    size("apps-d-2vcpu-4gb", 4096, 2),
+    size("apps-d-2vcpu-8gb", 8192, 2),
+    size("apps-d-4vcpu-8gb", 8192, 4),
+    size("apps-d-4vcpu-16gb", 16384, 4),
+    size("apps-d-8vcpu-32gb", 32768, 8),
+    size("basic-xxs", 512, 1),
+    size("basic-xs", 1024, 1),
+    size("basic-s", 2048, 1),
+    size("basic-m", 4096, 2),
+    size("professional-xs", 1024, 1),
+    size("professional-s", 2048, 1),
+    size("professional-m", 4096, 2),
+    size("professional-1l", 4096, 1),
+    size("professional-l", 8192, 2),
+    size("professional-xl", 16384, 4),
+];
+
+/// The memory and CPUs of an instance size slug; `None` for a slug not in [`INSTANCE_SIZES`].
+#[must_use]
+pub fn instance_size(slug: &str) -> Option<InstanceSize> {
+    INSTANCE_SIZE_RESOURCES
+        .iter()
+        .find(|s| s.slug == slug)
+        .copied()
+}
+
 /// Instance sizes that run a single instance only (`instance_count` must be 1).
 pub const SINGLE_INSTANCE_SIZES: &[&str] = &["apps-s-1vcpu-0.5gb", "apps-s-1vcpu-1gb-fixed"];
 
@@ -524,6 +582,16 @@ fn check_alerts(list: &str, alerts: &[AlertSpec]) -> Result<(), SpecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_instance_size_has_resources() {
+        let slugs: Vec<&str> = INSTANCE_SIZE_RESOURCES.iter().map(|s| s.slug).collect();
+        assert_eq!(slugs, INSTANCE_SIZES);
+        let small = instance_size("apps-s-1vcpu-0.5gb").expect("known");
+        assert_eq!((small.memory_mib, small.vcpus), (512, 1));
+        assert_eq!(instance_size("apps-d-4vcpu-16gb").map(|s| s.vcpus), Some(4));
+        assert!(instance_size("huge").is_none());
+    }
 
     #[test]
     fn region_of_maps_data_centres_to_regions() {

@@ -31,7 +31,8 @@ fn smaps_field(pid: i32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Every process of a sandbox: those in its PID namespace, its `unshare` holder and pasta.
+/// Every process of a sandbox: those in its PID namespace, its holder (the host-side bash) and
+/// pasta.
 fn sandbox_memory(state: &serde_json::Value) -> Memory {
     let supervisor = state["supervisor"]["pid"].as_i64().unwrap_or(0) as i32;
     let pidns = fs::read_link(format!("/proc/{supervisor}/ns/pid")).ok();
@@ -81,19 +82,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let dir = tempfile::tempdir()?;
-    let platform = LocalPlatform::new(LocalConfig::new(dir.path()))?;
-    platform.check_host()?;
+    let auto = LocalPlatform::new(LocalConfig::new(dir.path()))?;
+    auto.check_host()?;
+    let loopback = LocalPlatform::new(
+        LocalConfig::new(dir.path()).with_network(sandbox_local::NetworkMode::Loopback),
+    )?;
 
     let mut rows = Vec::new();
-    for (label, component, n) in [
-        ("worker", ComponentType::Worker, count),
-        ("service", ComponentType::Service, count.div_ceil(4)),
+    for (label, component, n, platform) in [
+        ("worker", ComponentType::Worker, count, &loopback),
+        ("worker", ComponentType::Worker, count, &auto),
+        ("service", ComponentType::Service, count.div_ceil(4), &auto),
     ] {
         let mut times = Vec::new();
         let mut ids = Vec::new();
         for i in 0..n {
             let spec = SandboxTemplate::new(ImageKind::Python, component)
-                .name(format!("bench-{label}-{i}"))
+                .name(format!("bench-{label}-{}-{i}", rows.len()))
                 .build()?;
             let start = Instant::now();
             let app = platform.create_app(&spec).await?;

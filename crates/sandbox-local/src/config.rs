@@ -10,23 +10,31 @@ pub struct LocalConfig {
     /// `names/`. Every `LocalPlatform` (in any process) on the same folder sees the same
     /// sandboxes.
     pub state_dir: PathBuf,
-    /// How service sandboxes get their network (see [`NetworkMode`]).
+    /// How sandboxes get their network (see [`NetworkMode`]).
     pub network: NetworkMode,
 }
 
-/// How a service sandbox is connected to the network.
+/// How a sandbox is connected to the network. Every sandbox has a network namespace of its
+/// own, except with [`NetworkMode::Host`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum NetworkMode {
-    /// `pasta` (from the passt package) when it is installed, otherwise [`NetworkMode::Host`].
+    /// [`NetworkMode::Pasta`] when `pasta` (from the passt package) is installed; otherwise a
+    /// worker gets its namespace with loopback only (the deploy log says so), and creating a
+    /// service fails (it would be unreachable).
     #[default]
     Auto,
     /// A private network namespace connected by `pasta`: outbound traffic as the host has it,
-    /// port 8080 and the health port forwarded from free ports on the host's 127.0.0.1.
-    /// Creating a service fails when `pasta` is missing.
+    /// the host's loopback out of reach, a service's port 8080 and health port forwarded from
+    /// free ports on the host's 127.0.0.1. Creating a sandbox fails when `pasta` is missing.
     Pasta,
-    /// The host's network: the service listens on a distinct free port, passed as `PORT`
-    /// (and `SANDBOX_HEALTH_PORT` for the health server), instead of 8080 and 9090.
+    /// A private network namespace with loopback only, even when `pasta` is installed: no
+    /// outbound access at all. Creating a service fails (it would be unreachable).
+    Loopback,
+    /// Weaker, opt-in: the host's network namespace, so the sandbox reaches every service
+    /// listening on the host; each create warns. A service listens on a distinct free port,
+    /// passed as `PORT` (and `SANDBOX_HEALTH_PORT` for the health server), instead of 8080 and
+    /// 9090.
     Host,
 }
 
@@ -40,7 +48,7 @@ impl LocalConfig {
         }
     }
 
-    /// Sets how service sandboxes get their network.
+    /// Sets how sandboxes get their network.
     #[must_use]
     pub fn with_network(mut self, network: NetworkMode) -> Self {
         self.network = network;

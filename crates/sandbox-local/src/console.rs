@@ -1,5 +1,5 @@
-//! Consoles: an interactive bash on a new pseudo-terminal of the sandbox's own devpts, joined
-//! to the sandbox's namespaces by `nsenter`.
+//! Consoles: an interactive bash on a new pseudo-terminal of the sandbox's own devpts, started
+//! inside the sandbox by `runc exec`.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::Stdio;
@@ -14,24 +14,28 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::{oneshot, watch};
 
 use crate::launch::{Host, SANDBOX_UID};
-use crate::state::{Net, ProcRef, Record, children_of};
+use crate::runtime;
+use crate::state::{ProcRef, Record, children_of};
 
 /// How long output may take to reach the terminal's master side after bash exits.
 const DRAIN_GRACE: Duration = Duration::from_millis(50);
 /// How long `close` waits for the console's processes to end.
 const CLOSE_DEADLINE: Duration = Duration::from_secs(5);
-/// How long the carrier (`nsenter`) gets to reap its killed shell and exit before it is
+/// The `tty` group inside a sandbox.
+const TTY_GID: u32 = 5;
+/// How long the carrier (`runc exec`) gets to reap its killed shell and exit before it is
 /// killed too.
 const REAP_GRACE: Duration = Duration::from_secs(1);
 
 /// An interactive bash inside a local sandbox, on its own pseudo-terminal.
 ///
-/// Dropping it kills the bash and the `nsenter` carrying it (background processes the shell
+/// Dropping it kills the bash (background processes the shell
 /// started keep running until the sandbox is deleted).
 pub struct LocalConsole {
     master: AsyncFd<OwnedFd>,
     send_lock: tokio::sync::Mutex<()>,
     exited: watch::Receiver<bool>,
+    /// `runc exec`, the shell's parent on the host.
     carrier: Option<ProcRef>,
     kill: Mutex<Option<oneshot::Sender<()>>>,
     sandbox: String,
@@ -61,7 +65,7 @@ fn winsize(size: TermSize) -> rustix::termios::Winsize {
 
 impl LocalConsole {
     /// Opens a console on a running sandbox.
-    pub(crate) fn open(record: &Record, host: &Host, size: TermSize) -> Result<LocalConsole> {
+    pub(crate) async fn open(record: &Record, host: &Host, size: TermSize) -> Result<LocalConsole> {
         let Some(supervisor) = record.supervisor.filter(ProcRef::is_alive) else {
             return Err(Error::other(format!(
                 "app `{}`: the sandbox supervisor is not running; delete the sandbox and \
@@ -87,57 +91,61 @@ impl LocalConsole {
             OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC,
         )
         .map_err(|e| pty_error("opening the terminal's peer", e))?;
-        let dup = |fd: &OwnedFd| -> Result<Stdio> {
-            fd.try_clone()
-                .map(Stdio::from)
-                .map_err(|e| Error::other_with("duplicating the terminal", e))
-        };
-
-        let mut cmd = tokio::process::Command::new(&host.setsid);
-        cmd.arg("--ctty").arg(&host.nsenter);
-        cmd.arg("--target").arg(pid.to_string());
-        cmd.args(["--mount", "--uts", "--ipc", "--pid", "--root", "--wd"]);
-        if record.network == Net::Pasta {
-            cmd.arg("--net");
+        // The terminal belongs to user `sandbox` (and group `tty`) inside, as a login's would:
+        // the shell opens it again below.
+        if let Some(base) = record.uid_base {
+            rustix::fs::fchown(
+                &slave,
+                Some(rustix::fs::Uid::from_raw(base + SANDBOX_UID)),
+                Some(rustix::fs::Gid::from_raw(base + TTY_GID)),
+            )
+            .map_err(|e| pty_error("giving the terminal to the sandbox's user", e))?;
         }
-        if record.user_namespace {
-            cmd.args(["--user", "--preserve-credentials"]);
-        } else {
-            cmd.arg(format!("--setuid={SANDBOX_UID}"))
-                .arg(format!("--setgid={SANDBOX_UID}"));
-        }
+        // `runc exec` starts the shell in the sandbox's namespaces and cgroup, as user
+        // `sandbox`, with the container's (empty) capability sets, no_new_privs and seccomp
+        // profile, and stays as its parent (it reaps it). The process runc starts leads a
+        // session of its own without a controlling terminal: opening the terminal (without
+        // O_NOCTTY) as its standard streams makes it the controlling one; then it becomes
+        // the shell.
+        let pts = rustix::pty::ptsname(&master, Vec::new())
+            .map_err(|e| pty_error("naming the terminal", e))?;
+        let pts = pts.to_string_lossy().into_owned();
+        let mut cmd = tokio::process::Command::new(&host.runc);
+        cmd.arg("--root").arg(runtime::runc_root());
+        cmd.arg("exec");
+        cmd.arg(format!("--user={SANDBOX_UID}:{SANDBOX_UID}"));
+        cmd.arg("--cwd=/home/sandbox/app");
+        cmd.args(["--env", "TERM=xterm-256color", "--env", r"PS1=\u@\h:\w\$ "]);
+        cmd.arg(&record.id);
         cmd.args([
-            "--",
-            "/usr/bin/setpriv",
-            "--no-new-privs",
-            "--",
-            "/bin/bash",
-            "-i",
+            "/bin/bash".to_owned(),
+            "-c".to_owned(),
+            format!("exec /bin/bash -i 0<>{pts} 1>&0 2>&0"),
         ]);
-        cmd.env_clear();
-        for (key, value) in &record.env {
-            cmd.env(key, value);
-        }
-        cmd.env("TERM", "xterm-256color").env("PS1", r"\u@\h:\w\$ ");
-        cmd.current_dir("/")
-            .stdin(dup(&slave)?)
-            .stdout(dup(&slave)?)
-            .stderr(Stdio::from(slave))
+        cmd.env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .kill_on_drop(true);
         let mut child = cmd
             .spawn()
-            .map_err(|e| Error::other_with(format!("starting `{}`", host.nsenter.display()), e))?;
+            .map_err(|e| Error::other_with(format!("starting `{}`", host.runc.display()), e))?;
         let carrier = child.id().and_then(|p| ProcRef::of(p as i32));
 
         let (exited_tx, exited) = watch::channel(false);
         let (kill_tx, kill_rx) = oneshot::channel::<()>();
         tokio::spawn(async move {
+            // The terminal stays open on this side until the shell has ended, so the
+            // terminal never hangs up while the shell is still opening it.
+            let _slave = slave;
             tokio::select! {
                 _ = child.wait() => {}
                 _ = kill_rx => {
-                    // The carrier reaps its killed shell and exits by itself. Killing it
-                    // first would leave the shell's zombie to the host's init, and the
-                    // sandbox's PID namespace (so its deletion) waits until that reaps it.
+                    // runc reaps its killed shell and exits by itself. Killing it first would
+                    // leave the shell's zombie to the host's init, and the sandbox's deletion
+                    // would wait until that reaps it.
                     if tokio::time::timeout(REAP_GRACE, child.wait()).await.is_err() {
                         let _ = child.start_kill();
                         let _ = child.wait().await;
@@ -181,8 +189,8 @@ impl LocalConsole {
         }
     }
 
-    /// Kills the shell; its carrier then exits by itself (or is killed after [`REAP_GRACE`]).
-    /// A carrier without a shell yet is killed at once.
+    /// Kills the shell; its carrier (`runc exec`) then exits by itself (or is killed after
+    /// [`REAP_GRACE`]). A carrier without a shell yet is killed at once.
     fn kill_now(&self) {
         if let Some(carrier) = self.carrier.filter(ProcRef::is_alive) {
             let mut shells = 0;

@@ -1,5 +1,5 @@
-//! Starting and stopping a sandbox: host checks, the state folder of one sandbox, the detached
-//! supervisor (`unshare` holding PID 1, which runs `assets/init.sh`), and pasta.
+//! Starting and stopping a sandbox: host checks, the state folder of one sandbox, the holder
+//! (`assets/holder.sh`, which starts the container with runc) and pasta.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -13,18 +13,20 @@ use appspec::{AppSpec, ComponentRef, ImageKind};
 use doctl_driver::{Error, Result};
 
 use crate::config::NetworkMode;
-use crate::state::{Kind, Net, ProcRef, Runtime, io_error, write_atomic};
+use crate::limits::Limits;
+use crate::runtime::{self, Container};
+use crate::state::{Kind, Net, ProcRef, Runtime, io_error};
 
-/// The uid and gid of user `sandbox` inside every sandbox.
-pub(crate) const SANDBOX_UID: u32 = 1000;
+pub(crate) use crate::runtime::SANDBOX_UID;
 /// The app port of a service, inside its network namespace.
 pub(crate) const APP_PORT: u16 = 8080;
 /// The health server's port, inside its network namespace.
 pub(crate) const HEALTH_PORT: u16 = 9090;
 
 const INIT_SCRIPT: &str = include_str!("assets/init.sh");
+const HOLDER_SCRIPT: &str = include_str!("assets/holder.sh");
 const HEALTH_SERVER: &str = include_str!("assets/health.py");
-/// How long the supervisor may take to build the sandbox.
+/// How long the holder and runc may take to start the sandbox.
 const START_DEADLINE: Duration = Duration::from_secs(20);
 /// How long pasta and the health server may take to answer.
 const SERVE_DEADLINE: Duration = Duration::from_secs(15);
@@ -34,13 +36,12 @@ const STOP_DEADLINE: Duration = Duration::from_secs(10);
 /// The host programs a sandbox needs, by absolute path.
 #[derive(Debug, Clone)]
 pub(crate) struct Host {
-    pub unshare: PathBuf,
-    pub nsenter: PathBuf,
+    pub runc: PathBuf,
     pub setsid: PathBuf,
     pub bash: PathBuf,
     pub pasta: Option<PathBuf>,
-    /// Whether the creator is root (no user namespace needed).
-    pub root: bool,
+    /// The CPUs this process may use (sandboxes are pinned to some of them).
+    pub cpus: Vec<usize>,
 }
 
 fn find_program(name: &str) -> Option<PathBuf> {
@@ -61,140 +62,150 @@ fn find_program(name: &str) -> Option<PathBuf> {
 }
 
 impl Host {
-    /// Checks this machine once: util-linux tools, namespaces, and for non-root users
-    /// unprivileged user namespaces. The error says what is missing.
+    /// Checks this machine once: root, runc, user namespaces, seccomp and the cgroup
+    /// controllers the limits need. The error names what is missing and how to get it.
     pub fn probe() -> Result<Host> {
         let unsupported = |reason: String| Error::Unsupported {
             what: "local sandboxes".into(),
             reason,
         };
+        if !rustix::process::geteuid().is_root() {
+            return Err(unsupported(
+                "local sandboxes need root: each gets a uid range of its own (user namespace), \
+                 a cgroup with the instance size's limits and a network namespace, which only \
+                 root can set up; run as root (e.g. `sudo`)"
+                    .into(),
+            ));
+        }
         let mut missing = Vec::new();
-        let mut need = |name: &str| {
+        let mut need = |name: &str, package: &str| {
             let found = find_program(name);
             if found.is_none() {
-                missing.push(name.to_owned());
+                missing.push(format!("`{name}` (Debian: `apt-get install {package}`)"));
             }
             found.unwrap_or_default()
         };
-        let unshare = need("unshare");
-        let nsenter = need("nsenter");
-        let setsid = need("setsid");
-        let bash = need("bash");
-        for tool in [
-            "setpriv",
-            "mount",
-            "umount",
-            "pivot_root",
-            "mkfifo",
-            "hostname",
-        ] {
-            need(tool);
-        }
+        let runc = need("runc", "runc");
+        let setsid = need("setsid", "util-linux");
+        let bash = need("bash", "bash");
         if !missing.is_empty() {
             return Err(unsupported(format!(
-                "these programs are missing: {} (Debian/Ubuntu: `apt-get install util-linux \
-                 mount bash coreutils`)",
+                "these programs are missing: {}",
                 missing.join(", ")
             )));
         }
-        for ns in ["mnt", "pid", "uts", "ipc", "net"] {
-            if !Path::new("/proc/self/ns").join(ns).exists() {
-                return Err(unsupported(format!(
-                    "the kernel has no {ns} namespaces (/proc/self/ns/{ns} is missing)"
-                )));
-            }
-        }
-        let root = rustix::process::geteuid().is_root();
-        if !root {
-            check_user_namespaces().map_err(unsupported)?;
-        }
-        try_namespaces(&unshare, root).map_err(unsupported)?;
+        check_user_namespaces().map_err(unsupported)?;
+        check_seccomp().map_err(unsupported)?;
+        check_cgroups(Path::new("/sys/fs/cgroup")).map_err(unsupported)?;
+        runtime::ensure_run_dir()?;
         Ok(Host {
-            unshare,
-            nsenter,
+            runc,
             setsid,
             bash,
-            pasta: find_program("pasta").filter(|_| pasta_can_open_tun(root)),
-            root,
+            pasta: find_program("pasta"),
+            cpus: own_cpus(),
         })
     }
 }
 
-/// Creates the namespaces a sandbox needs once, running `true` in them: containers without
-/// the privilege to do so fail here with the kernel's reason.
-fn try_namespaces(unshare: &Path, root: bool) -> std::result::Result<(), String> {
-    let mut cmd = Command::new(unshare);
-    if !root {
-        cmd.arg("--user")
-            .arg(format!("--map-user={SANDBOX_UID}"))
-            .arg(format!("--map-group={SANDBOX_UID}"))
-            .arg("--keep-caps");
-    }
-    cmd.args([
-        "--mount",
-        "--uts",
-        "--ipc",
-        "--pid",
-        "--net",
-        "--fork",
-        "--propagation=private",
-    ])
-    .args(["--", "true"])
-    .env_clear()
-    .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped());
-    let output = cmd
-        .output()
-        .map_err(|e| format!("cannot run `{}`: {e}", unshare.display()))?;
-    if output.status.success() {
-        return Ok(());
-    }
-    Err(format!(
-        "this machine does not let {} create mount, PID, UTS, IPC and network namespaces \
-         (`unshare` said: {}); inside a container, give it CAP_SYS_ADMIN or run it privileged",
-        if root { "root" } else { "this user" },
-        String::from_utf8_lossy(&output.stderr).trim()
-    ))
-}
-
-/// pasta needs read-write access to /dev/net/tun; some machines keep it root-only.
-fn pasta_can_open_tun(root: bool) -> bool {
-    use rustix::fs::Access;
-    root || rustix::fs::access("/dev/net/tun", Access::READ_OK | Access::WRITE_OK).is_ok()
-}
-
-/// For a non-root creator: the kernel must allow unprivileged user namespaces.
+/// The kernel must have user namespaces, and allow creating them.
 fn check_user_namespaces() -> std::result::Result<(), String> {
     let read = |path: &str| fs::read_to_string(path).ok().map(|s| s.trim().to_owned());
     if !Path::new("/proc/self/ns/user").exists() {
         return Err(
-            "the kernel has no user namespaces (/proc/self/ns/user is missing); run as \
-                    root or use a kernel built with CONFIG_USER_NS"
+            "the kernel has no user namespaces (/proc/self/ns/user is missing); use a kernel \
+             built with CONFIG_USER_NS"
                 .into(),
         );
     }
     if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
         return Err(
             "user namespaces are disabled (/proc/sys/user/max_user_namespaces is 0); \
-                    run as root or `sysctl -w user.max_user_namespaces=15000`"
+             `sysctl -w user.max_user_namespaces=15000`"
                 .into(),
         );
     }
-    if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
-        return Err("unprivileged user namespaces are disabled \
-                    (/proc/sys/kernel/unprivileged_userns_clone is 0); run as root or \
-                    `sysctl -w kernel.unprivileged_userns_clone=1`"
-            .into());
-    }
-    if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
-        return Err("AppArmor restricts unprivileged user namespaces \
-                    (/proc/sys/kernel/apparmor_restrict_unprivileged_userns is 1); run as root \
-                    or `sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`"
-            .into());
-    }
     Ok(())
+}
+
+/// The kernel must filter system calls (seccomp), or the sandbox's profile cannot apply.
+fn check_seccomp() -> std::result::Result<(), String> {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if status.lines().any(|l| l.starts_with("Seccomp:")) {
+        Ok(())
+    } else {
+        Err(
+            "the kernel has no seccomp (no `Seccomp:` in /proc/self/status); use a kernel \
+             built with CONFIG_SECCOMP and CONFIG_SECCOMP_FILTER"
+                .into(),
+        )
+    }
+}
+
+/// The memory, pids and cpu controllers must be there, on cgroup v1 (one hierarchy each) or
+/// v2 (listed in `cgroup.controllers`).
+fn check_cgroups(root: &Path) -> std::result::Result<(), String> {
+    let wanted = ["memory", "pids", "cpu"];
+    let v2 = fs::read_to_string(root.join("cgroup.controllers")).ok();
+    let missing: Vec<&str> = match &v2 {
+        Some(list) => wanted
+            .iter()
+            .copied()
+            .filter(|c| !list.split_whitespace().any(|have| have == *c))
+            .collect(),
+        None => wanted
+            .iter()
+            .copied()
+            .filter(|c| !root.join(c).is_dir())
+            .collect(),
+    };
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "the cgroup controllers {} are missing under {} ({}); the instance size's limits \
+         need them: enable them in the kernel and mount them (on systemd machines they are \
+         by default)",
+        missing.join(", "),
+        root.display(),
+        if v2.is_some() {
+            "cgroup v2"
+        } else {
+            "cgroup v1"
+        }
+    ))
+}
+
+/// The CPUs this process may run on.
+fn own_cpus() -> Vec<usize> {
+    rustix::thread::sched_getaffinity(None)
+        .map(|set| {
+            (0..rustix::thread::CpuSet::MAX_CPU)
+                .filter(|cpu| set.is_set(*cpu))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The CPUs a sandbox is pinned to: `vcpus` of the machine's, starting at one chosen by its
+/// uid slot (so sandboxes spread over the CPUs); none when it may have them all.
+pub(crate) fn pinned_cpus(host_cpus: &[usize], vcpus: u32, slot: u32) -> Option<String> {
+    let wanted = usize::try_from(vcpus).unwrap_or(usize::MAX);
+    if host_cpus.is_empty() || wanted >= host_cpus.len() {
+        return None;
+    }
+    let start = usize::try_from(slot).unwrap_or(0) % host_cpus.len();
+    let mut picked: Vec<usize> = (0..wanted)
+        .map(|i| host_cpus[(start + i) % host_cpus.len()])
+        .collect();
+    picked.sort_unstable();
+    Some(
+        picked
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    )
 }
 
 /// What a spec asks a local sandbox to run.
@@ -205,6 +216,8 @@ pub(crate) struct Plan {
     pub runtime: Runtime,
     pub run_command: String,
     pub spec_env: Vec<(String, String)>,
+    /// The component's `instance_size_slug` (empty when the spec has none).
+    pub instance_size: String,
 }
 
 /// Reads a spec: exactly one service or worker, a python or node sandbox image.
@@ -240,9 +253,17 @@ pub(crate) fn plan(spec: &AppSpec) -> Result<Plan> {
             });
         }
     };
-    let (kind, run_command) = match component {
-        ComponentRef::Service(s) => (Kind::Service, s.run_command.clone()),
-        ComponentRef::Worker(w) => (Kind::Worker, w.run_command.clone()),
+    let (kind, run_command, instance_size) = match component {
+        ComponentRef::Service(s) => (
+            Kind::Service,
+            s.run_command.clone(),
+            s.instance_size_slug.clone(),
+        ),
+        ComponentRef::Worker(w) => (
+            Kind::Worker,
+            w.run_command.clone(),
+            w.instance_size_slug.clone(),
+        ),
         _ => {
             return Err(Error::InvalidArgument {
                 name: "spec".into(),
@@ -263,12 +284,14 @@ pub(crate) fn plan(spec: &AppSpec) -> Result<Plan> {
         runtime,
         run_command,
         spec_env,
+        instance_size,
     })
 }
 
-/// Where the runtime's interpreter lives under the host's /usr (what the sandbox sees).
+/// The runtime's interpreter must be under the host's /usr/bin: the sandbox sees the host's
+/// /usr, without /usr/local.
 pub(crate) fn runtime_present(runtime: Runtime) -> std::result::Result<(), String> {
-    let dirs = ["/usr/local/bin", "/usr/bin"];
+    let dirs = ["/usr/bin"];
     let found = dirs
         .iter()
         .any(|d| Path::new(d).join(runtime.binary()).exists());
@@ -306,28 +329,34 @@ pub(crate) fn instance_name(component: &str) -> String {
     format!("{base}-{}-{}", pick(0..10), pick(10..15))
 }
 
-/// Which network a new sandbox gets.
+/// Which network a new sandbox gets: its own namespace, connected by pasta when this machine
+/// has it; loopback only without pasta (a worker; a service would be unreachable, so that is
+/// an error); the host's network only when asked for ([`NetworkMode::Host`], weaker).
 pub(crate) fn choose_network(
     kind: Kind,
     mode: NetworkMode,
     host: &Host,
 ) -> std::result::Result<Net, String> {
-    if kind == Kind::Worker {
-        return Ok(Net::Host);
-    }
+    const NEED_PASTA: &str = "the `pasta` program (Debian: `apt-get install passt`)";
     match mode {
         NetworkMode::Host => Ok(Net::Host),
-        NetworkMode::Pasta if host.pasta.is_none() => Err(
-            "network mode `pasta` needs the `pasta` program (Debian: `apt-get install passt`) \
-             and, for non-root users, read-write access to /dev/net/tun"
+        NetworkMode::Pasta if host.pasta.is_none() => {
+            Err(format!("network mode `pasta` needs {NEED_PASTA}"))
+        }
+        NetworkMode::Pasta => Ok(Net::Pasta),
+        NetworkMode::Loopback if kind == Kind::Worker => Ok(Net::Loopback),
+        NetworkMode::Loopback => Err(
+            "network mode `loopback` leaves a service unreachable from the host; use `pasta` \
+             (or `auto`) for services"
                 .into(),
         ),
-        NetworkMode::Pasta => Ok(Net::Pasta),
-        _ => Ok(if host.pasta.is_some() {
-            Net::Pasta
-        } else {
-            Net::Host
-        }),
+        _ if host.pasta.is_some() => Ok(Net::Pasta),
+        _ if kind == Kind::Worker => Ok(Net::Loopback),
+        _ => Err(format!(
+            "a service sandbox is reached through {NEED_PASTA}, which is not installed; install \
+             it, or opt in to the weaker `NetworkMode::Host` (the service shares the host's \
+             network)"
+        )),
     }
 }
 
@@ -389,9 +418,10 @@ fn random_u32() -> u32 {
     u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
 }
 
-/// Everything the supervisor needs to start one sandbox.
+/// Everything the holder needs to start one sandbox.
 #[derive(Debug, Clone)]
 pub(crate) struct Launch<'a> {
+    pub id: &'a str,
     pub dir: &'a Path,
     pub hostname: &'a str,
     pub runtime: Runtime,
@@ -401,6 +431,9 @@ pub(crate) struct Launch<'a> {
     pub env: &'a [(String, String)],
     /// Host ports for the app and the health server (services).
     pub ports: Option<(u16, u16)>,
+    pub limits: Limits,
+    /// The first host uid of the sandbox's range.
+    pub uid_base: u32,
 }
 
 /// What a started sandbox is made of.
@@ -418,199 +451,107 @@ pub(crate) struct StartFailure {
     pub partial: Started,
 }
 
-/// Writes the sandbox's folder: home, tmp, the root mount point, `run/` with the init script,
-/// the health server, passwd, group, hosts, hostname and the environment.
-pub(crate) fn prepare_dir(launch: &Launch<'_>, host: &Host) -> Result<()> {
-    let dir = launch.dir;
-    let mkdir = |path: PathBuf, mode: u32| -> Result<()> {
-        fs::create_dir_all(&path)
-            .map_err(|e| io_error(&format!("creating {}", path.display()), e))?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode))
-            .map_err(|e| io_error(&format!("setting the mode of {}", path.display()), e))
-    };
-    mkdir(dir.join("home").join("app"), 0o755)?;
-    mkdir(dir.join("home"), 0o755)?;
-    mkdir(dir.join("tmp"), 0o1777)?;
-    build_root(&dir.join("root"))?;
-    mkdir(dir.join("run"), 0o700)?;
-    if host.root {
-        for path in [dir.join("home"), dir.join("home").join("app")] {
-            rustix::fs::chown(
-                &path,
-                Some(rustix::fs::Uid::from_raw(SANDBOX_UID)),
-                Some(rustix::fs::Gid::from_raw(SANDBOX_UID)),
-            )
-            .map_err(|e| {
-                io_error(
-                    &format!("giving {} to the sandbox user", path.display()),
-                    e.into(),
-                )
-            })?;
+/// Writes the sandbox's folder (`run/` with its FIFO) and its bundle (root skeleton, private
+/// `/etc`, `config.json`).
+pub(crate) fn prepare(launch: &Launch<'_>, host: &Host) -> Result<()> {
+    let run = launch.dir.join("run");
+    fs::create_dir_all(&run).map_err(|e| io_error(&format!("creating {}", run.display()), e))?;
+    fs::set_permissions(&run, fs::Permissions::from_mode(0o700))
+        .map_err(|e| io_error(&format!("setting the mode of {}", run.display()), e))?;
+    let fifo = run.join("init.fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .map_err(|e| io_error(&format!("creating the FIFO {}", fifo.display()), e.into()))?;
+    let (health_host, health_port) = match (launch.kind, launch.net, launch.ports) {
+        (Kind::Service, Net::Host, Some((_, health))) => {
+            ("127.0.0.1".to_owned(), health.to_string())
         }
-    }
-    let run = dir.join("run");
-    let write = |name: &str, data: &[u8]| write_atomic(&run.join(name), data);
-    write("init.sh", INIT_SCRIPT.as_bytes())?;
-    write("health.py", HEALTH_SERVER.as_bytes())?;
-    write(
-        "passwd",
-        format!(
-            "root:x:0:0:root:/root:/bin/bash\n\
-             sandbox:x:{SANDBOX_UID}:{SANDBOX_UID}:sandbox:/home/sandbox:/bin/bash\n\
-             nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
-        )
-        .as_bytes(),
-    )?;
-    write(
-        "group",
-        format!("root:x:0:\ntty:x:5:\nsandbox:x:{SANDBOX_UID}:\nnogroup:x:65534:\n").as_bytes(),
-    )?;
-    write("hostname", format!("{}\n", launch.hostname).as_bytes())?;
-    write(
-        "hosts",
-        format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
-            launch.hostname
-        )
-        .as_bytes(),
-    )?;
-    write("resolv.conf", resolv_conf(launch.net).as_bytes())?;
-    for fifo in ["alive", "init.fifo"] {
-        let path = run.join(fifo);
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &path,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .map_err(|e| io_error(&format!("creating the FIFO {}", path.display()), e.into()))?;
-    }
-    let mut env = Vec::new();
-    for (key, value) in launch.env {
-        env.extend_from_slice(key.as_bytes());
-        env.push(b'=');
-        env.extend_from_slice(value.as_bytes());
-        env.push(0);
-    }
-    write("env", &env)?;
+        (Kind::Service, _, _) => ("0.0.0.0".to_owned(), HEALTH_PORT.to_string()),
+        _ => (String::new(), String::new()),
+    };
+    let args = vec![
+        "/bin/bash".to_owned(),
+        "-c".to_owned(),
+        INIT_SCRIPT.to_owned(),
+        "sandbox-init".to_owned(),
+        health_host,
+        health_port,
+        launch.runtime.as_str().to_owned(),
+        launch.run_command.to_owned(),
+        HEALTH_SERVER.to_owned(),
+    ];
+    let container = Container {
+        id: launch.id,
+        hostname: launch.hostname,
+        uid_base: launch.uid_base,
+        limits: launch.limits,
+        net: launch.net,
+        env: launch.env,
+        args,
+        cpus: pinned_cpus(
+            &host.cpus,
+            launch.limits.vcpus,
+            runtime::uid_slot(launch.uid_base),
+        ),
+    };
+    runtime::write_bundle(&container)?;
     Ok(())
 }
 
-/// The skeleton of a sandbox's root: mount points, the host's top-level links (`bin` ->
-/// `usr/bin` on merged-/usr systems), `/app`, and `/dev`'s device mount points and links.
-/// PID 1 binds it onto itself, mounts into it, and makes it read-only.
-fn build_root(root: &Path) -> Result<()> {
-    let err = |path: &Path, e: std::io::Error| io_error(&format!("creating {}", path.display()), e);
-    for sub in [
-        "usr",
-        "etc",
-        "proc",
-        "sys",
-        "dev/pts",
-        "dev/shm",
-        "tmp",
-        "home/sandbox",
-        "run",
-        "var/tmp",
-        ".old-root",
+/// pasta's command line for a sandbox (the holder adds `--netns`): outbound traffic, the
+/// host's loopback out of reach (`--no-map-gw`), a service's 8080 and 9090 forwarded from
+/// loopback ports of the host, nothing forwarded back to the host.
+fn pasta_command(launch: &Launch<'_>, pasta: &Path) -> Vec<String> {
+    let run = launch.dir.join("run");
+    let mut cmd: Vec<String> = vec![
+        pasta.to_string_lossy().into_owned(),
+        "--quiet".into(),
+        "--foreground".into(),
+        "--config-net".into(),
+        "--no-map-gw".into(),
+        // As root, pasta drops to `nobody` unless told otherwise; it must keep the right to
+        // open the sandbox's /proc/<pid>/ns/net.
+        "--runas".into(),
+        "0:0".into(),
+    ];
+    match launch.ports {
+        Some((app, health)) if launch.kind == Kind::Service => {
+            cmd.push("--tcp-ports".into());
+            cmd.push(format!("127.0.0.1/{app}:{APP_PORT}"));
+            cmd.push("--tcp-ports".into());
+            cmd.push(format!("127.0.0.1/{health}:{HEALTH_PORT}"));
+        }
+        _ => {
+            cmd.push("--tcp-ports".into());
+            cmd.push("none".into());
+        }
+    }
+    for arg in [
+        "--tcp-ns",
+        "none",
+        "--udp-ports",
+        "none",
+        "--udp-ns",
+        "none",
+        "--dns-forward",
+        runtime::DNS_FORWARD,
     ] {
-        let path = root.join(sub);
-        fs::create_dir_all(&path).map_err(|e| err(&path, e))?;
+        cmd.push(arg.into());
     }
-    let link = |target: &str, at: &str| -> Result<()> {
-        let path = root.join(at);
-        std::os::unix::fs::symlink(target, &path).map_err(|e| err(&path, e))
-    };
-    for top in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
-        let host = Path::new("/").join(top);
-        match fs::symlink_metadata(&host) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                let target = fs::read_link(&host).map_err(|e| err(&host, e))?;
-                let path = root.join(top);
-                std::os::unix::fs::symlink(target, &path).map_err(|e| err(&path, e))?;
-            }
-            Ok(meta) if meta.is_dir() => {
-                let path = root.join(top);
-                fs::create_dir(&path).map_err(|e| err(&path, e))?;
-            }
-            _ => {}
-        }
-    }
-    link("/home/sandbox/app", "app")?;
-    for device in ["null", "zero", "full", "random", "urandom", "tty"] {
-        let path = root.join("dev").join(device);
-        fs::write(&path, b"").map_err(|e| err(&path, e))?;
-    }
-    link("pts/ptmx", "dev/ptmx")?;
-    link("/proc/self/fd", "dev/fd")?;
-    link("/proc/self/fd/0", "dev/stdin")?;
-    link("/proc/self/fd/1", "dev/stdout")?;
-    link("/proc/self/fd/2", "dev/stderr")?;
-    for (sub, mode) in [("", 0o755), ("tmp", 0o1777), ("var/tmp", 0o1777)] {
-        let path = root.join(sub);
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(|e| err(&path, e))?;
-    }
-    Ok(())
+    cmd.push("--log-file".into());
+    cmd.push(run.join("pasta.log").to_string_lossy().into_owned());
+    cmd.push("--pid".into());
+    cmd.push(run.join("pasta.pid").to_string_lossy().into_owned());
+    cmd
 }
 
-/// Where the sandbox's resolv.conf is mounted: where the host's `/etc/resolv.conf` leads
-/// (a link into `/run` on systemd-resolved machines), when that is a place the sandbox has.
-pub(crate) fn resolv_target() -> Option<PathBuf> {
-    let mut path = PathBuf::from("/etc/resolv.conf");
-    for _ in 0..8 {
-        match fs::read_link(&path) {
-            Ok(target) => {
-                let joined = path.parent().unwrap_or(Path::new("/")).join(target);
-                path = normalize(&joined);
-            }
-            Err(_) => break,
-        }
-    }
-    let inside = ["/etc/", "/run/", "/var/tmp/"];
-    inside.iter().any(|p| path.starts_with(p)).then_some(path)
-}
-
-/// Removes `.` and `..` from an absolute path without touching the file system.
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for part in path.components() {
-        match part {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::Normal(name) => out.push(name),
-            _ => {}
-        }
-    }
-    out
-}
-
-/// The address a sandbox with its own network sends DNS queries to; pasta forwards them to
-/// the host's resolver (which may listen on the host's loopback, out of the sandbox's reach).
-pub(crate) const DNS_FORWARD: &str = "169.254.0.53";
-
-/// The sandbox's resolv.conf: the host's, with the name servers replaced by
-/// [`DNS_FORWARD`] when the sandbox has its own network.
-fn resolv_conf(net: Net) -> String {
-    let host = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    match net {
-        Net::Host => host,
-        Net::Pasta => {
-            let mut out = format!("nameserver {DNS_FORWARD}\n");
-            for line in host.lines() {
-                if !line.trim_start().starts_with("nameserver") {
-                    out.push_str(line);
-                    out.push('\n');
-                }
-            }
-            out
-        }
-    }
-}
-
-/// Starts the supervisor detached from the caller (new session, reparented to init), waits for
-/// the sandbox to be built, then connects its network and waits for its health server.
+/// Starts the holder detached from the caller (new session, reparented to init), which starts
+/// the container; waits for the sandbox's `ready`, then for pasta and the health server.
 pub(crate) fn start(
     launch: &Launch<'_>,
     host: &Host,
@@ -635,47 +576,28 @@ pub(crate) fn start(
         .try_clone()
         .map_err(|e| fail(format!("cannot open run.log: {e}"), started))?;
 
+    let bundle = runtime::bundle_dir(launch.id);
     let mut cmd = Command::new(&host.setsid);
-    cmd.arg("--fork").arg(&host.unshare);
-    cmd.args([
-        "--mount",
-        "--uts",
-        "--ipc",
-        "--pid",
-        "--fork",
-        "--kill-child=SIGKILL",
-    ]);
-    cmd.arg("--propagation=private");
-    if launch.net == Net::Pasta {
-        cmd.arg("--net");
+    cmd.arg("--fork")
+        .arg(&host.bash)
+        .arg("-c")
+        .arg(HOLDER_SCRIPT)
+        .arg("sandbox-holder")
+        .arg(dir)
+        .arg(&bundle)
+        .arg(launch.id)
+        .arg(&host.runc)
+        .arg(runtime::runc_root())
+        .arg(runtime::uid_claim(launch.uid_base))
+        .arg(launch.limits.memory_mib().to_string());
+    if launch.net == Net::Pasta
+        && let Some(pasta) = &host.pasta
+    {
+        cmd.args(pasta_command(launch, pasta));
     }
-    if !host.root {
-        cmd.arg("--user")
-            .arg(format!("--map-user={SANDBOX_UID}"))
-            .arg(format!("--map-group={SANDBOX_UID}"))
-            .arg("--keep-caps");
-    }
-    cmd.arg("--").arg(&host.bash).arg(run.join("init.sh"));
-    let (health_host, health_port) = match (launch.kind, launch.net, launch.ports) {
-        (Kind::Service, Net::Pasta, _) => ("0.0.0.0".to_owned(), HEALTH_PORT.to_string()),
-        (Kind::Service, Net::Host, Some((_, health))) => {
-            ("127.0.0.1".to_owned(), health.to_string())
-        }
-        _ => (String::new(), String::new()),
-    };
     cmd.env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("LANG", "C.UTF-8")
-        .env("SBX_STATE", dir)
-        .env("SBX_HOSTNAME", launch.hostname)
-        .env("SBX_USERNS", if host.root { "0" } else { "1" })
-        .env("SBX_UID", SANDBOX_UID.to_string())
-        .env("SBX_GID", SANDBOX_UID.to_string())
-        .env("SBX_RUNTIME", launch.runtime.as_str())
-        .env("SBX_HEALTH_HOST", health_host)
-        .env("SBX_HEALTH_PORT", health_port)
-        .env("SBX_RUN_COMMAND", launch.run_command)
-        .env("SBX_RESOLV", resolv_target().unwrap_or_default())
         .current_dir("/")
         .stdin(Stdio::null())
         .stdout(log)
@@ -688,36 +610,44 @@ pub(crate) fn start(
     })?;
     if !status.success() {
         return Err(fail(
-            format!("`setsid --fork unshare` failed: {status}"),
+            format!("`setsid --fork bash` failed: {status}"),
             started,
         ));
     }
 
-    // PID 1 reports its host pid, then `ready` or `failed <why>`.
+    // The holder reports its pid and PID 1's; PID 1 reports `ready` (or the holder `failed`).
     let deadline = Instant::now() + START_DEADLINE;
     let status_path = run.join("status");
     loop {
         let text = fs::read_to_string(&status_path).unwrap_or_default();
         for line in text.lines() {
-            if let Some(pid) = line
-                .strip_prefix("pid ")
-                .and_then(|p| p.trim().parse().ok())
+            let pid_after = |prefix: &str| {
+                line.strip_prefix(prefix)
+                    .and_then(|p| p.trim().parse::<i32>().ok())
+            };
+            if let Some(pid) = pid_after("holder ")
+                && started.holder.is_none()
+            {
+                started.holder = ProcRef::of(pid);
+            }
+            if let Some(pid) = pid_after("pid ")
                 && started.supervisor.pid == 0
                 && let Some(proc_ref) = ProcRef::of(pid)
             {
                 started.supervisor = proc_ref;
-                started.holder = parent_of(pid).and_then(ProcRef::of);
             }
         }
         if let Some(reason) = text.lines().find_map(|l| l.strip_prefix("failed ")) {
-            return Err(fail(reason.to_owned(), started));
+            return Err(fail(format!("{reason}: {}", log_tail(dir)), started));
         }
-        if text.lines().any(|l| l == "ready") {
+        if started.supervisor.pid != 0 && text.lines().any(|l| l == "ready") {
             break;
         }
-        if started.supervisor.pid != 0 && !started.supervisor.is_alive() {
+        let holder_gone = started.holder.is_some_and(|h| !h.is_alive());
+        let init_gone = started.supervisor.pid != 0 && !started.supervisor.is_alive();
+        if holder_gone || init_gone {
             return Err(fail(
-                format!("the sandbox's init exited during setup: {}", log_tail(dir)),
+                format!("the sandbox ended during setup: {}", log_tail(dir)),
                 started,
             ));
         }
@@ -730,93 +660,25 @@ pub(crate) fn start(
                 started,
             ));
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(2));
     }
 
+    if launch.net == Net::Pasta {
+        started.pasta = Some(wait_pasta(dir).map_err(|reason| fail(reason, started))?);
+    }
     if launch.kind == Kind::Service {
-        let Some((app_port, health_port)) = launch.ports else {
+        let Some((_, health_port)) = launch.ports else {
             return Err(fail("a service needs host ports".into(), started));
         };
-        if launch.net == Net::Pasta {
-            started.pasta = Some(
-                start_pasta(launch, host, started.supervisor.pid, app_port, health_port)
-                    .map_err(|reason| fail(reason, started))?,
-            );
-        }
         wait_health(health_port).map_err(|reason| fail(reason, started))?;
     }
     Ok(started)
 }
 
-fn parent_of(pid: i32) -> Option<i32> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &text[text.rfind(')')? + 1..];
-    rest.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn start_pasta(
-    launch: &Launch<'_>,
-    host: &Host,
-    pid: i32,
-    app_port: u16,
-    health_port: u16,
-) -> std::result::Result<ProcRef, String> {
-    let Some(pasta) = &host.pasta else {
-        return Err("pasta is not installed".into());
-    };
-    let run = launch.dir.join("run");
+/// Waits for the pasta the holder started to write its pid.
+fn wait_pasta(dir: &Path) -> std::result::Result<ProcRef, String> {
+    let run = dir.join("run");
     let pid_file = run.join("pasta.pid");
-    // pasta outlives the namespace it serves; a keeper shell holds the sandbox's `alive` FIFO
-    // and ends pasta when the sandbox is gone (end-of-file: PID 1 held the writing side).
-    let mut cmd = Command::new(&host.setsid);
-    cmd.arg("--fork")
-        .arg(&host.bash)
-        .arg("-c")
-        .arg(r#"exec 3<"$1"; shift; "$@" & read -r -u 3 _; kill "$!" 2>/dev/null"#)
-        .arg("pasta-keeper")
-        .arg(run.join("alive"));
-    cmd.arg(pasta)
-        .args(["--quiet", "--foreground", "--config-net"]);
-    if host.root {
-        // As root, pasta drops to `nobody` unless told otherwise; it needs to open
-        // /proc/<pid>/ns/net of a root process.
-        cmd.args(["--runas", "0:0"]);
-    }
-    cmd.arg("--tcp-ports")
-        .arg(format!("127.0.0.1/{app_port}:{APP_PORT}"))
-        .arg("--tcp-ports")
-        .arg(format!("127.0.0.1/{health_port}:{HEALTH_PORT}"))
-        .args([
-            "--tcp-ns",
-            "none",
-            "--udp-ports",
-            "none",
-            "--udp-ns",
-            "none",
-            "--dns-forward",
-            DNS_FORWARD,
-        ])
-        .arg("--log-file")
-        .arg(run.join("pasta.log"))
-        .arg("--pid")
-        .arg(&pid_file);
-    if host.root {
-        cmd.arg("--netns").arg(format!("/proc/{pid}/ns/net"));
-    } else {
-        cmd.arg(pid.to_string());
-    }
-    cmd.env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let status = cmd
-        .status()
-        .map_err(|e| format!("cannot start pasta: {e}"))?;
-    if !status.success() {
-        return Err(format!("`setsid --fork pasta` failed: {status}"));
-    }
     let deadline = Instant::now() + SERVE_DEADLINE;
     loop {
         if let Some(pid) = fs::read_to_string(&pid_file)
@@ -833,7 +695,50 @@ fn start_pasta(
                 last_lines(&log, 5)
             ));
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Removes the container runc made for sandbox `id` (its processes, cgroups and runc's record
+/// of it); quiet when there is none.
+pub(crate) fn delete_container(host_runc: Option<&Path>, id: &str) {
+    let runc = host_runc
+        .map(Path::to_path_buf)
+        .or_else(|| find_program("runc"));
+    let Some(runc) = runc else {
+        return;
+    };
+    let _ = Command::new(runc)
+        .arg("--root")
+        .arg(runtime::runc_root())
+        .args(["delete", "--force", id])
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Stops a sandbox and removes what it holds outside its state folder: the holder first (so it
+/// does not race), then the container (runc), pasta and PID 1, waiting until they are gone;
+/// then the bundle and the uid range claim.
+pub(crate) fn teardown(
+    id: &str,
+    holder: Option<ProcRef>,
+    others: &[ProcRef],
+    uid_base: Option<u32>,
+) {
+    if let Some(holder) = holder {
+        holder.kill();
+    }
+    delete_container(None, id);
+    let mut procs: Vec<ProcRef> = others.to_vec();
+    procs.extend(holder);
+    stop(&procs);
+    runtime::remove_bundle(id);
+    if let Some(base) = uid_base {
+        runtime::release_uids(base, id);
     }
 }
 
@@ -960,6 +865,7 @@ mod tests {
         appspec::SandboxTemplate::new(ImageKind::Node, component)
             .name("plan-test")
             .env("GREETING", "hi")
+            .instance_size("apps-s-1vcpu-0.5gb")
             .build()
             .expect("template")
     }
@@ -970,6 +876,7 @@ mod tests {
         assert_eq!(plan.kind, Kind::Service);
         assert_eq!(plan.runtime, Runtime::Node);
         assert_eq!(plan.component, "sandbox");
+        assert_eq!(plan.instance_size, "apps-s-1vcpu-0.5gb");
         assert!(
             plan.spec_env
                 .iter()
@@ -996,47 +903,101 @@ mod tests {
     }
 
     #[test]
-    fn workers_share_the_host_network_and_services_follow_the_mode() {
+    fn every_sandbox_gets_its_own_network_unless_the_host_one_is_asked_for() {
         let host = Host {
-            unshare: PathBuf::new(),
-            nsenter: PathBuf::new(),
+            runc: PathBuf::new(),
             setsid: PathBuf::new(),
             bash: PathBuf::new(),
             pasta: None,
-            root: true,
+            cpus: vec![0, 1],
         };
         assert_eq!(
-            choose_network(Kind::Worker, NetworkMode::Pasta, &host),
-            Ok(Net::Host)
+            choose_network(Kind::Worker, NetworkMode::Auto, &host),
+            Ok(Net::Loopback)
         );
+        let err = choose_network(Kind::Service, NetworkMode::Auto, &host).expect_err("service");
+        assert!(
+            err.contains("passt") && err.contains("NetworkMode::Host"),
+            "{err}"
+        );
+        assert!(choose_network(Kind::Worker, NetworkMode::Pasta, &host).is_err());
         assert_eq!(
-            choose_network(Kind::Service, NetworkMode::Auto, &host),
+            choose_network(Kind::Service, NetworkMode::Host, &host),
             Ok(Net::Host)
         );
-        assert!(choose_network(Kind::Service, NetworkMode::Pasta, &host).is_err());
         let with_pasta = Host {
             pasta: Some(PathBuf::from("/usr/bin/pasta")),
             ..host
         };
+        for kind in [Kind::Worker, Kind::Service] {
+            assert_eq!(
+                choose_network(kind, NetworkMode::Auto, &with_pasta),
+                Ok(Net::Pasta)
+            );
+        }
         assert_eq!(
-            choose_network(Kind::Service, NetworkMode::Auto, &with_pasta),
-            Ok(Net::Pasta)
+            choose_network(Kind::Worker, NetworkMode::Loopback, &with_pasta),
+            Ok(Net::Loopback)
         );
-        assert_eq!(
-            choose_network(Kind::Service, NetworkMode::Host, &with_pasta),
-            Ok(Net::Host)
+        assert!(choose_network(Kind::Service, NetworkMode::Loopback, &with_pasta).is_err());
+    }
+
+    #[test]
+    fn sandboxes_are_pinned_to_as_many_cpus_as_their_size_has() {
+        assert_eq!(pinned_cpus(&[0, 1], 1, 0).as_deref(), Some("0"));
+        assert_eq!(pinned_cpus(&[0, 1], 1, 3).as_deref(), Some("1"));
+        assert_eq!(pinned_cpus(&[0, 1, 2, 3], 2, 3).as_deref(), Some("0,3"));
+        assert_eq!(pinned_cpus(&[0, 1], 2, 0), None);
+        assert_eq!(pinned_cpus(&[], 1, 0), None);
+    }
+
+    #[test]
+    fn missing_cgroup_controllers_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join("cgroup.controllers"), "cpuset cpu io\n").expect("write");
+        let err = check_cgroups(dir.path()).expect_err("v2 without memory");
+        assert!(
+            err.contains("memory, pids") && err.contains("cgroup v2"),
+            "{err}"
+        );
+        fs::write(dir.path().join("cgroup.controllers"), "cpu memory pids\n").expect("write");
+        check_cgroups(dir.path()).expect("v2 complete");
+        let v1 = tempfile::tempdir().expect("tempdir");
+        fs::create_dir(v1.path().join("memory")).expect("mkdir");
+        let err = check_cgroups(v1.path()).expect_err("v1 without pids");
+        assert!(
+            err.contains("pids, cpu") && err.contains("cgroup v1"),
+            "{err}"
         );
     }
 
     #[test]
-    fn a_failing_namespace_probe_says_what_is_missing() {
-        let err = try_namespaces(Path::new("/bin/false"), true).expect_err("false fails");
-        assert!(
-            err.contains("namespaces") && err.contains("CAP_SYS_ADMIN"),
-            "{err}"
-        );
-        let err = try_namespaces(Path::new("/nonexistent/unshare"), false).expect_err("missing");
-        assert!(err.contains("/nonexistent/unshare"), "{err}");
+    fn pasta_keeps_the_host_loopback_out_of_reach() {
+        let dir = Path::new("/state/x");
+        let launch = Launch {
+            id: "x",
+            dir,
+            hostname: "h",
+            runtime: Runtime::Python,
+            kind: Kind::Service,
+            net: Net::Pasta,
+            run_command: "",
+            env: &[],
+            ports: Some((20001, 20002)),
+            limits: Limits::of_slug(""),
+            uid_base: 0,
+        };
+        let cmd = pasta_command(&launch, Path::new("/usr/bin/pasta"));
+        assert!(cmd.contains(&"--no-map-gw".to_owned()), "{cmd:?}");
+        assert!(cmd.contains(&"127.0.0.1/20001:8080".to_owned()), "{cmd:?}");
+        assert!(cmd.contains(&"127.0.0.1/20002:9090".to_owned()), "{cmd:?}");
+        let worker = Launch {
+            kind: Kind::Worker,
+            ports: None,
+            ..launch
+        };
+        let cmd = pasta_command(&worker, Path::new("/usr/bin/pasta"));
+        assert!(!cmd.iter().any(|a| a.contains(":8080")), "{cmd:?}");
     }
 
     #[test]

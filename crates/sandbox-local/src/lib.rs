@@ -1,4 +1,5 @@
-//! `sandbox-local`: App Platform sandboxes on this machine, isolated with Linux namespaces.
+//! `sandbox-local`: App Platform sandboxes on this machine, isolated by runc (user, network,
+//! PID, mount, IPC, UTS and cgroup namespaces, cgroup limits, seccomp, no capabilities).
 //!
 //! [`LocalPlatform`] implements [`doctl_driver::Platform`]: creating an app from a sandbox spec
 //! (image `sandbox-python` or `sandbox-node`, one service or worker) starts a sandbox that,
@@ -47,6 +48,8 @@ pub use platform::{INTERRUPTED, LocalPlatform, SUPERVISOR_DEAD};
 mod config;
 mod console;
 mod launch;
+mod limits;
 mod logs;
 mod platform;
+mod runtime;
 mod state;

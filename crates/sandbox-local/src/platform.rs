@@ -13,11 +13,13 @@ use futures::StreamExt;
 use time::OffsetDateTime;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::config::LocalConfig;
+use crate::config::{LocalConfig, NetworkMode};
 use crate::console::LocalConsole;
 use crate::launch::{self, APP_PORT, HEALTH_PORT, Host, Launch};
+use crate::limits::Limits;
 use crate::logs;
-use crate::state::{Kind, Layout, Net, Phase, Record, is_valid_id};
+use crate::runtime;
+use crate::state::{Kind, Layout, Net, Phase, Record, Runtime, is_valid_id};
 
 /// What a deployment whose supervisor died reports.
 pub const SUPERVISOR_DEAD: &str = "sandbox supervisor is not running";
@@ -82,11 +84,19 @@ impl LocalPlatform {
         self.inner.layout.sandbox(app_id)
     }
 
-    /// The host folder seen as `/home/sandbox` inside a sandbox (`app/` in it is
-    /// `/home/sandbox/app`, the working directory).
+    /// Where the host reaches what a running sandbox sees as `/home/sandbox` (`app/` in it is
+    /// `/home/sandbox/app`, the working directory): `/proc/<PID 1>/root/home/sandbox`, since
+    /// the sandbox's home is a size-capped tmpfs of its own. For a sandbox that does not run,
+    /// a path under its state folder that does not exist.
     #[must_use]
     pub fn home_dir(&self, app_id: &str) -> PathBuf {
-        self.sandbox_dir(app_id).join("home")
+        match self.inner.layout.read(app_id) {
+            Ok(record) if record.supervisor_alive() => record
+                .supervisor
+                .map(|s| PathBuf::from(format!("/proc/{}/root/home/sandbox", s.pid)))
+                .unwrap_or_default(),
+            _ => self.sandbox_dir(app_id).join("home"),
+        }
     }
 
     /// Checks that this machine can run local sandboxes (done once, then remembered).
@@ -135,6 +145,7 @@ fn create_blocking(
     let now = OffsetDateTime::now_utc();
     let hostname = launch::instance_name(&plan.component);
     let net = launch::choose_network(plan.kind, config.network, host);
+    let limits = Limits::of_slug(&plan.instance_size);
     let mut record = Record {
         id: id.clone(),
         name: spec.name.clone(),
@@ -151,10 +162,12 @@ fn create_blocking(
         supervisor: None,
         holder: None,
         pasta: None,
-        network: *net.as_ref().unwrap_or(&Net::Host),
+        network: *net.as_ref().unwrap_or(&Net::Loopback),
         host_port: None,
         health_port: None,
-        user_namespace: !host.root,
+        user_namespace: true,
+        uid_base: None,
+        instance_size: Some(limits.slug.to_owned()),
         env: Vec::new(),
     };
     if let Err(e) = layout
@@ -179,6 +192,35 @@ fn create_blocking(
     let result = (|| -> std::result::Result<(), String> {
         launch::runtime_present(plan.runtime)?;
         let net = net?;
+        match net {
+            Net::Host => {
+                warn!(
+                    "weaker local sandbox: NetworkMode::Host shares the host's network with \
+                     the sandbox"
+                );
+                deploy_log.push(format!(
+                    "{} warning: weaker sandbox: it shares the host's network \
+                     (NetworkMode::Host was asked for); it reaches every service listening \
+                     on this machine",
+                    stamp()
+                ));
+            }
+            Net::Loopback if config.network == NetworkMode::Loopback => {}
+            Net::Loopback => {
+                deploy_log.push(format!(
+                    "{} note: pasta is not installed (Debian: `apt-get install passt`): the \
+                     sandbox has its own network with loopback only, no outbound access",
+                    stamp()
+                ));
+                if !LOOPBACK_NOTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    warn!(
+                        "pasta is not installed: local sandboxes get loopback-only networks \
+                         (install passt for outbound access)"
+                    );
+                }
+            }
+            Net::Pasta => {}
+        }
         let ports = if plan.kind == Kind::Service {
             let app = launch::free_port().map_err(|e| e.to_string())?;
             let mut health = launch::free_port().map_err(|e| e.to_string())?;
@@ -192,7 +234,12 @@ fn create_blocking(
         record.host_port = ports.map(|p| p.0);
         record.health_port = ports.map(|p| p.1);
         record.env = sandbox_env(&record, &plan.spec_env, net, ports);
+        runtime::create_bundle_dir(&id).map_err(|e| e.to_string())?;
+        let uid_base = runtime::claim_uids(&id).map_err(|e| e.to_string())?;
+        record.uid_base = Some(uid_base);
+        layout.write(&record).map_err(|e| e.to_string())?;
         let launch = Launch {
+            id: &id,
             dir: &dir,
             hostname: &hostname,
             runtime: plan.runtime,
@@ -201,12 +248,21 @@ fn create_blocking(
             run_command: &plan.run_command,
             env: &record.env,
             ports,
+            limits,
+            uid_base,
         };
-        launch::prepare_dir(&launch, host).map_err(|e| e.to_string())?;
+        launch::prepare(&launch, host).map_err(|e| e.to_string())?;
         deploy_log.push(format!(
-            "{} starting the supervisor (network: {})",
+            "{} starting the sandbox (network: {}; limits of {}: {} MiB memory, {} vCPU, {} \
+             processes, /home {} MiB, /tmp {} MiB)",
             stamp(),
-            net_name(net)
+            net_name(net),
+            limits.slug,
+            limits.memory_mib(),
+            limits.vcpus,
+            limits.pids,
+            limits.home_mib,
+            limits.tmp_mib
         ));
         match launch::start(&launch, host) {
             Ok(started) => {
@@ -217,16 +273,23 @@ fn create_blocking(
             }
             Err(failure) => {
                 let partial = failure.partial;
-                let procs: Vec<_> = [Some(partial.supervisor), partial.holder, partial.pasta]
+                let procs: Vec<_> = [Some(partial.supervisor), partial.pasta]
                     .into_iter()
                     .flatten()
                     .filter(|p| p.pid > 0)
                     .collect();
-                launch::stop(&procs);
+                launch::teardown(&id, partial.holder, &procs, None);
                 Err(failure.reason)
             }
         }
     })();
+    if result.is_err() && record.supervisor.is_none() {
+        // Nothing runs: the bundle and the uid range go now; the record stays until deleted.
+        runtime::remove_bundle(&id);
+        if let Some(base) = record.uid_base.take() {
+            runtime::release_uids(base, &id);
+        }
+    }
     record.updated_at = OffsetDateTime::now_utc();
     match result {
         Ok(()) => {
@@ -235,10 +298,10 @@ fn create_blocking(
                 deploy_log.push(format!(
                     "{} port {} reachable at http://127.0.0.1:{port}",
                     stamp(),
-                    if record.network == Net::Pasta {
-                        APP_PORT
-                    } else {
+                    if record.network == Net::Host {
                         port
+                    } else {
+                        APP_PORT
                     }
                 ));
             }
@@ -266,10 +329,17 @@ fn stamp() -> String {
 
 fn net_name(net: Net) -> &'static str {
     match net {
-        Net::Host => "host",
+        Net::Host => "the host's (weaker, asked for)",
         Net::Pasta => "private namespace through pasta",
+        Net::Loopback => "private namespace, loopback only",
     }
 }
+
+/// Whether this process already warned that pasta is missing.
+static LOOPBACK_NOTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The python image's virtual environment, inside the sandbox.
+const VENV: &str = "/home/sandbox/.venv";
 
 /// The environment every process of the sandbox starts with: the image's, then the spec's.
 fn sandbox_env(
@@ -293,10 +363,19 @@ fn sandbox_env(
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
+    if record.runtime == Runtime::Python {
+        // As the python image's uv-managed Python: a virtual environment first on PATH (PID 1
+        // makes it in the home), so `pip install` works for the user; unbuffered output.
+        if let Some(path) = env.iter_mut().find(|(k, _)| k == "PATH") {
+            path.1 = format!("{VENV}/bin:{}", path.1);
+        }
+        env.push(("VIRTUAL_ENV".into(), VENV.into()));
+        env.push(("PYTHONUNBUFFERED".into(), "1".into()));
+    }
     if let Some((app, health)) = ports {
         let (app, health) = match net {
-            Net::Pasta => (APP_PORT, HEALTH_PORT),
             Net::Host => (app, health),
+            Net::Pasta | Net::Loopback => (APP_PORT, HEALTH_PORT),
         };
         env.push(("PORT".into(), app.to_string()));
         env.push(("SANDBOX_HEALTH_PORT".into(), health.to_string()));
@@ -492,11 +571,11 @@ impl Platform for LocalPlatform {
             let id = app_id.to_owned();
             blocking(move || {
                 let record = layout.read(&id)?;
-                let procs: Vec<_> = [record.supervisor, record.holder, record.pasta]
+                let procs: Vec<_> = [record.supervisor, record.pasta]
                     .into_iter()
                     .flatten()
                     .collect();
-                launch::stop(&procs);
+                launch::teardown(&id, record.holder, &procs, record.uid_base);
                 layout.release_name(&record.name, &id);
                 launch::remove_dir(&layout.sandbox(&id))
             })
@@ -543,7 +622,7 @@ impl Platform for LocalPlatform {
                 )));
             }
             let host = self.host()?;
-            let console = LocalConsole::open(&record, &host, target.size)?;
+            let console = LocalConsole::open(&record, &host, target.size).await?;
             Ok(Box::new(console) as Box<dyn Console>)
         }
         .instrument(span)

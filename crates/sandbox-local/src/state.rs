@@ -125,6 +125,8 @@ pub(crate) enum Net {
     Host,
     /// A private network namespace connected by pasta.
     Pasta,
+    /// A private network namespace with its loopback only (no pasta on this machine).
+    Loopback,
 }
 
 /// What `state.json` holds.
@@ -149,7 +151,8 @@ pub(crate) struct Record {
     /// PID 1 of the sandbox, as seen from the host.
     #[serde(default)]
     pub supervisor: Option<ProcRef>,
-    /// The `unshare` process that holds PID 1 (its parent, in the host's PID namespace).
+    /// The holder: the host-side shell that started the container, serves its network (pasta)
+    /// and removes what runc made once the sandbox ends.
     #[serde(default)]
     pub holder: Option<ProcRef>,
     /// The pasta process serving the sandbox's network, when there is one.
@@ -162,8 +165,14 @@ pub(crate) struct Record {
     /// The host port that reaches the health server, for services.
     #[serde(default)]
     pub health_port: Option<u16>,
-    /// Whether the sandbox has its own user namespace (the creator was not root).
+    /// Whether the sandbox has its own user namespace (always, since sandboxes run in runc).
     pub user_namespace: bool,
+    /// The first host uid (and gid) of the sandbox's range: uid N inside is this plus N.
+    #[serde(default)]
+    pub uid_base: Option<u32>,
+    /// The instance size whose limits the sandbox runs under.
+    #[serde(default)]
+    pub instance_size: Option<String>,
     /// The environment every process in the sandbox starts with.
     pub env: Vec<(String, String)>,
 }

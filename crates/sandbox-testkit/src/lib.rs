@@ -137,6 +137,36 @@ pub async fn target(via: Via) -> Option<Target> {
     })
 }
 
+/// [`target`] whose sandboxes share the host's network (`NetworkMode::Host`, the local
+/// provider's weaker opt-in): for tests whose sandbox must reach a server the test runs on the
+/// host's loopback (a mock object store). Every other test keeps the sandbox's own network.
+///
+/// # Panics
+///
+/// As [`target`].
+pub async fn target_on_host_network(via: Via) -> Option<Target> {
+    if skip_reason().is_some() {
+        return None;
+    }
+    let state = tempfile::tempdir().expect("temp dir");
+    let config = LocalConfig::new(state.path()).with_network(sandbox_local::NetworkMode::Host);
+    let backend = LocalPlatform::new(config).expect("local platform");
+    let (platform, emulator): (Arc<dyn Platform>, _) = match via {
+        Via::Local => (Arc::new(backend.clone()), None),
+        Via::Doctl | Via::Api => {
+            let emulator = emulator_over(&backend).await;
+            let token = emulator.token().to_owned();
+            (driver(via, &emulator, &token), Some(emulator))
+        }
+    };
+    Some(Target {
+        platform,
+        backend,
+        emulator,
+        state,
+    })
+}
+
 /// An emulator over `backend` that walks deployments without pause.
 ///
 /// # Panics

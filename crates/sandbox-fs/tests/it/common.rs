@@ -24,6 +24,17 @@ pub async fn sandbox(via: Via) -> Option<Target> {
 /// [`sandbox`] with these variables in the sandbox's environment.
 pub async fn sandbox_with_env(via: Via, env: &[(&str, &str)]) -> Option<Target> {
     let guard = sandbox_testkit::target(via).await?;
+    Some(sandbox_in(guard, env).await)
+}
+
+/// [`sandbox`] on the host's network: for tests whose object store listens on the host's
+/// loopback, which a sandbox's own network cannot reach.
+pub async fn sandbox_reaching_host_loopback(via: Via) -> Option<Target> {
+    let guard = sandbox_testkit::target_on_host_network(via).await?;
+    Some(sandbox_in(guard, &[]).await)
+}
+
+async fn sandbox_in(guard: sandbox_testkit::Target, env: &[(&str, &str)]) -> Target {
     let name = format!("fs-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     let mut builder = Sandbox::builder();
     for (key, value) in env {
@@ -39,10 +50,10 @@ pub async fn sandbox_with_env(via: Via, env: &[(&str, &str)]) -> Option<Target> 
         .create()
         .await
         .expect("create sandbox");
-    Some(Target {
+    Target {
         sandbox,
         _guard: guard,
-    })
+    }
 }
 
 /// An S3-compatible server (s3s-fs over a temp folder) on 127.0.0.1, with one bucket and one
