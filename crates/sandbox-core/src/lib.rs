@@ -79,7 +79,7 @@
 //! | `conformance` | `conformance`: the shared test suite of the whole `Sandbox` API, generic over a platform |
 
 pub use error::{Error, Result};
-pub use exec::{ExecEvent, ExecOutput, ExecRequest, ExecStream, ExitStatus};
+pub use exec::{DEFAULT_DRAIN_GRACE, ExecEvent, ExecOutput, ExecRequest, ExecStream, ExitStatus};
 pub use process::{LaunchRequest, ProcessHandle, ProcessInfo, Signal};
 pub use provider::{Driver, Provider, ProviderBuilder, ProviderKind};
 pub use sandbox::{
