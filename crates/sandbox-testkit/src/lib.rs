@@ -121,20 +121,7 @@ impl std::fmt::Debug for Target {
 pub async fn target(via: Via) -> Option<Target> {
     let state = tempfile::tempdir().expect("temp dir");
     let backend = local_platform(state.path())?;
-    let (platform, emulator): (Arc<dyn Platform>, _) = match via {
-        Via::Local => (Arc::new(backend.clone()), None),
-        Via::Doctl | Via::Api => {
-            let emulator = emulator_over(&backend).await;
-            let token = emulator.token().to_owned();
-            (driver(via, &emulator, &token), Some(emulator))
-        }
-    };
-    Some(Target {
-        platform,
-        backend,
-        emulator,
-        state,
-    })
+    Some(reach(via, backend, state).await)
 }
 
 /// [`target`] whose sandboxes share the host's network (`NetworkMode::Host`, the local
@@ -151,6 +138,11 @@ pub async fn target_on_host_network(via: Via) -> Option<Target> {
     let state = tempfile::tempdir().expect("temp dir");
     let config = LocalConfig::new(state.path()).with_network(sandbox_local::NetworkMode::Host);
     let backend = LocalPlatform::new(config).expect("local platform");
+    Some(reach(via, backend, state).await)
+}
+
+/// `backend` reached `via`: directly, or through an emulator and a driver.
+async fn reach(via: Via, backend: LocalPlatform, state: tempfile::TempDir) -> Target {
     let (platform, emulator): (Arc<dyn Platform>, _) = match via {
         Via::Local => (Arc::new(backend.clone()), None),
         Via::Doctl | Via::Api => {
@@ -159,12 +151,12 @@ pub async fn target_on_host_network(via: Via) -> Option<Target> {
             (driver(via, &emulator, &token), Some(emulator))
         }
     };
-    Some(Target {
+    Target {
         platform,
         backend,
         emulator,
         state,
-    })
+    }
 }
 
 /// An emulator over `backend` that walks deployments without pause.
