@@ -388,7 +388,7 @@ _proc() { for d in /proc/[0-9]*; do read -r l <\"$d/stat\" 2>/dev/null || contin
 p=${l%% *}; r=${l##*) }; set -- $r; \
 c=$(tr '\\000\\n' '  ' <\"$d/cmdline\" 2>/dev/null); \
 [ -n \"$c\" ] || { read -r c <\"$d/comm\" 2>/dev/null; c=\"[$c]\"; }; \
-echo \"$p $2 - - $1 $c\"; done; }\n\
+printf '%s %s - - %s %s\\n' \"$p\" \"$2\" \"$1\" \"$c\"; done; }\n\
 ps -eo pid=,ppid=,pcpu=,pmem=,stat=,args= 2>/dev/null || _proc\n";
 
 /// How a listing's shell appears in a listing.
