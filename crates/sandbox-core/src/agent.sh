@@ -36,7 +36,12 @@ _s() {
   echo "$t" >"$D/$1.$2n"
 }
 _g() { for f in "$1"/*.p; do [ -f "$f" ] && [ ! -f "${f%.p}.d" ] && read -r p <"$f" && [ -n "$p" ] && kill -9 -"$p" 2>/dev/null; done; }
-_z() { _g "$D"; rm -rf "$D" 2>/dev/null; exit 0; }
+_l() { for f in "$1"/*.w; do [ -s "$f" ] && read -r w a b <"$f" && kill "$a" "$b" "$w" 2>/dev/null; done; }
+_z() {
+  _g "$D"; k=$C; f=7
+  while [ $k -lt $((C+K)) ]; do eval "exec $f<>\"\$D/$k.J\"" 2>/dev/null && echo >&$f; k=$((k+1)) f=$((f+1)); done
+  rm -rf "$D" 2>/dev/null; exit 0
+}
 _a() { B=$B$1; }
 _b() { E=$E$1; }
 _i() { printf %s "$2" >>"$D/$1.b"; }
@@ -71,64 +76,69 @@ _k() {
 }
 _n() { [ -p "$D/$1.$2c" ] && printf '%s\n' "$3" 1<>"$D/$1.$2c"; }
 _y() { printf '@%s:0:h::0\n' "$N"; }
-_j() {
-  i=$1 o=$D/$1.o e=$D/$1.e n=/dev/null
-  if [ -n "$_E" ]; then _S=$(printf %s "$_E" | base64 -d) || { _f "$i" f script; return; }; fi
-  if [ -f "$D/$i.s" ]; then _S=$(base64 -d <"$D/$i.s") || { _f "$i" f script; return; }; fi
-  if [ -f "$D/$i.b" ]; then base64 -d <"$D/$i.b" >"$D/$i.i" || { _f "$i" f stdin; return; }; n=$D/$i.i; fi
-  case $2 in
+_W() {
+  j=$1 n=/dev/null
+  [ -p "$D/$j.F" ] && [ -p "$D/$j.G" ] && [ -p "$D/$j.J" ] || mkfifo "$D/$j.F" "$D/$j.G" "$D/$j.J" 2>/dev/null
+  exec 3>"$D/$j.O" 4>"$D/$j.E"
+  cat "$D/$j.F" >&3 3>&- 4>&- & a=$!
+  cat "$D/$j.G" >&4 3>&- 4>&- & b=$!
+  read -r w _ </proc/self/stat && echo "$w $a $b" >"$D/$j.w"
+  { read -r i m t _E; _S=; while IFS= read -r l; do _S=$_S$l$L; done; _S=$_S$l; } <"$D/$j.J"
+  : >"$D/$j.w"
+  case $i in ''|*[!0-9]*) kill "$a" "$b" 2>/dev/null; return;; esac
+  if [ -n "$_E" ]; then _S=$(printf %s "$_E" | base64 -d) || { _f "$i" f script; kill "$a" "$b"; return; }; fi
+  if [ -f "$D/$i.s" ]; then _S=$(base64 -d <"$D/$i.s") || { _f "$i" f script; kill "$a" "$b"; return; }; fi
+  if [ -f "$D/$i.b" ]; then base64 -d <"$D/$i.b" >"$D/$i.i" || { _f "$i" f stdin; kill "$a" "$b"; return; }; n=$D/$i.i; fi
+  case $m in
   s*)
+    kill "$a" "$b" 2>/dev/null
+    o=$D/$i.o e=$D/$i.e
     mkfifo "$o" "$e" "$D/$i.oc" "$D/$i.ec" || { _f "$i" f fifo; return; }
-    _s "$i" o <"$o" 5<>"$D/$i.oc" & a=$!
-    _s "$i" e <"$e" 5<>"$D/$i.ec" & b=$!
+    _s "$i" o <"$o" 5<>"$D/$i.oc" 3>&- 4>&- & a=$!
+    _s "$i" e <"$e" 5<>"$D/$i.ec" 3>&- 4>&- & b=$!
     ;;
-  *)
-    exec 3>"$o" 4>"$e"
-    o=$D/$4.F e=$D/$4.G
-    [ -p "$o" ] && [ -p "$e" ] || mkfifo "$o" "$e" 2>/dev/null || { [ -p "$o" ] && [ -p "$e" ]; } || { _f "$i" f fifo; return; }
-    cat <"$o" >&3 3>&- 4>&- & a=$!
-    cat <"$e" >&4 3>&- 4>&- & b=$!
-    ;;
+  *) o=$D/$j.F e=$D/$j.G; [ -p "$o" ] && [ -p "$e" ] || { _f "$i" f fifo; kill "$a" "$b" 2>/dev/null; return; };;
   esac
   echo "$a $b" >"$D/$i.a"
   umask "$U"
   if [ -n "$G" ]; then setsid sh -c "$_S" <"$n" >"$o" 2>"$e" 3>&- 4>&- & p=$!
-  else timeout -s KILL "$3" sh -c "$_S" <"$n" >"$o" 2>"$e" 3>&- 4>&- & p=$!; fi
+  else timeout -s KILL "$t" sh -c "$_S" <"$n" >"$o" 2>"$e" 3>&- 4>&- & p=$!; fi
   echo "$p" >"$D/$i.p"
   [ -f "$D/$i.k" ] && { kill -9 -"$p" 2>/dev/null || kill -9 "$p" 2>/dev/null; kill "$a" "$b" 2>/dev/null; }
   wait "$p"; r=$?
-  case $2 in *k) kill -9 -"$p" 2>/dev/null;; esac
-  case $2 in c*) _v "$a"; w=$W; _v "$b"; echo "$a $b $w $W" >"$D/$i.a";; esac
+  case $m in *k) kill -9 -"$p" 2>/dev/null;; esac
+  case $m in c*) _v "$a"; w=$W; _v "$b"; echo "$a $b $w $W" >"$D/$i.a";; esac
   _f "$i" q "$r"
   wait "$a" "$b"
   F= Zo=- Ze=-
-  case $2 in
+  case $m in
   s*) [ -f "$D/$i.on" ] && read -r Zo <"$D/$i.on"; [ -f "$D/$i.en" ] && read -r Ze <"$D/$i.en";;
-  *) _c "$i" o "$D/$i.o" 3; _c "$i" e "$D/$i.e" 4;;
+  *) _c "$i" o "$D/$j.O" 3; _c "$i" e "$D/$j.E" 4;;
   esac
   x=$r:$Zo:$Ze
   _o "$F@$N:$i:x:$x:${#x}$L"
-  echo "$4" >"$D/$i.d"
+  echo "$j" >"$D/$i.d"
 }
 _r() {
   set --
   for f in "$D"/*.d; do
-    [ -f "$f" ] && b=${f%.d} && set -- "$@" "$b".[oepbiksaq] "$b".[oe][cn] "$f" && read -r s <"$f" && [ -n "$s" ] && set -- "$@" "$D/$s.F" "$D/$s.G"
+    [ -f "$f" ] && b=${f%.d} && set -- "$@" "$b".[oepbiksaq] "$b".[oe][cn] "$f" && read -r s <"$f" && [ -n "$s" ] && set -- "$@" "$D/$s".[FGJOEw]
   done
   [ $# -gt 0 ] && rm -f "$@"
 }
-_m() { set --; k=$1; while [ $k -lt $(($1+64)) ]; do set -- "$@" "$D/$k.F" "$D/$k.G"; k=$((k+1)); done; mkfifo "$@" 2>/dev/null; }
-C=0
+_m() { k=$1 l=$(($1+64)); set --; while [ $k -lt $l ]; do set -- "$@" "$D/$k.F" "$D/$k.G" "$D/$k.J"; k=$((k+1)); done; mkfifo "$@" 2>/dev/null; }
+C=0 K=2
 _x() {
-  B=$B$4; _S=$B _E=$E; B= E=; _j "$1" "$2" "$3" "$C" 2>/dev/null &
-  C=$((C+1))
+  printf '%s %s %s %s\n%s' "$1" "$2" "$3" "$E" "$B$4" >"$D/$C.J"; B= E=
+  C=$((C+1)); _W $((C+K-1)) 2>/dev/null &
   case $((C%64)) in 0) _r 2>/dev/null & ;; 32) _m $((C+32)) & ;; esac
 }
 for d in "$T"/.sandbox-exec.*; do
-  [ "$d" != "$D" ] && [ -f "$d/agent" ] && read -r q <"$d/agent" && ! kill -0 "$q" 2>/dev/null && { _g "$d"; rm -rf "$d"; }
+  [ "$d" != "$D" ] && [ -f "$d/agent" ] && read -r q <"$d/agent" && ! kill -0 "$q" 2>/dev/null && { _g "$d"; _l "$d"; rm -rf "$d"; }
 done
 trap _z HUP TERM
 _m 0
+k=0; while [ $k -lt $K ]; do _W $k 2>/dev/null & k=$((k+1)); done
 _f 0 r 1
 while IFS= read -r l; do eval "$l"; done
 _z

@@ -205,7 +205,7 @@ macro_rules! conformance_tests {
             umask_is_the_shells, hostile_text_shapes, large_random_output, large_streamed_output, megabyte_line, stderr_separate_and_codes,
             signal_status, concurrent_commands, timeout_keeps_console, stdin_round_trip,
             env_cwd_stateless, session_persists, argv_without_quoting, streaming_events,
-            console_reused, console_drop_fails_command_once, console_drop_during_bootstrap, cancel_kills_command, hostile_terminal, processes, processes_leave_out_the_agent,
+            console_reused, closed_console_leaves_no_agent_process, console_drop_fails_command_once, console_drop_during_bootstrap, cancel_kills_command, hostile_terminal, processes, processes_leave_out_the_agent,
             process_exit_status, lifecycle, scoped_sandbox, blocking_facade,
             reopened_outputs_are_exact, background_children_do_not_hold_the_result,
             session_request_scope, stalled_console_is_lost, slow_reader_slows_the_command);
@@ -699,6 +699,44 @@ pub mod cases {
         let _ = stderr;
     }
 
+    /// A closed console leaves none of its agent's processes behind: not its readers made
+    /// ahead for the next commands, not its idle workers.
+    pub async fn closed_console_leaves_no_agent_process(ctx: Ctx) {
+        let sandbox = &ctx.sandbox;
+        let folder = ok(sandbox
+            .exec("echo \"${TMPDIR:-/tmp}\"/.sandbox-exec.*")
+            .await)
+        .stdout_text()
+        .trim()
+        .to_owned();
+        assert!(!folder.contains('*') && !folder.contains(' '), "{folder:?}");
+        let listing = ok(sandbox.exec("ps -eo args").await).stdout_text();
+        assert!(
+            listing
+                .lines()
+                .any(|l| l.starts_with("cat ") && l.contains(&folder)),
+            "the agent keeps readers ready: {listing}"
+        );
+        sandbox.close_console().await;
+        // The old agent's processes end when its console closes (they are waited for with a
+        // deadline, since the far end learns of the close on its own schedule).
+        let mut left = String::new();
+        for _ in 0..200 {
+            let listing = ok(sandbox.exec("ps -eo args").await).stdout_text();
+            left = listing
+                .lines()
+                .filter(|l| l.contains(&folder))
+                .collect::<Vec<_>>()
+                .join("\n");
+            if left.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(left.is_empty(), "left behind by the closed console: {left}");
+        assert_eq!(ctx.hostile.consoles_opened(), 2);
+    }
+
     /// One console serves every command.
     pub async fn console_reused(ctx: Ctx) {
         for i in 0..130 {
@@ -707,24 +745,29 @@ pub mod cases {
         }
         assert_eq!(ctx.hostile.consoles_opened(), 1);
         // Finished commands' files are removed in batches (in the background, so poll with a
-        // deadline), and do not pile up.
+        // deadline), and do not pile up: after 131 commands, the markers (`<id>.d`) of all but
+        // the last few are gone, and what stays is at most a batch of finished commands and
+        // the slots made ahead (three fifos each): under 16 markers and 600 files in all.
         // The deadline is wall-clock (`date`, 120 s), however slow each poll is on a loaded
         // machine; on failure the listing says which files stayed.
         let out = ok(ctx
             .sandbox
             .exec(
-                "end=$(( $(date +%s) + 120 )); while :; do \
-                 n=$(ls -A \"${TMPDIR:-/tmp}\"/.sandbox-exec.* | wc -l); \
-                 [ \"$n\" -lt 200 ] || [ \"$(date +%s)\" -ge \"$end\" ] && break; sleep 0.2; done; \
-                 echo \"$n\"; [ \"$n\" -lt 200 ] || ls -A \"${TMPDIR:-/tmp}\"/.sandbox-exec.* | tr '\\n' ' '",
+                "end=$(( $(date +%s) + 120 )); d=\"$(echo \"${TMPDIR:-/tmp}\"/.sandbox-exec.*)\"; \
+                 while :; do n=$(ls -A \"$d\" | wc -l); m=$(ls -A \"$d\" | grep -c '\\.d$'); \
+                 [ \"$m\" -lt 16 ] && [ \"$n\" -lt 600 ] || [ \"$(date +%s)\" -ge \"$end\" ] && break; sleep 0.2; done; \
+                 echo \"$m $n\"; [ \"$m\" -lt 16 ] && [ \"$n\" -lt 600 ] || ls -A \"$d\" | tr '\\n' ' '",
             )
             .await);
         let text = out.stdout_text();
-        let (count, listing) = text.split_once('\n').unwrap_or((&text, ""));
-        let files: usize = count.trim().parse().expect("a count");
+        let (counts, listing) = text.split_once('\n').unwrap_or((&text, ""));
+        let (markers, files) = counts.trim().split_once(' ').expect("two counts");
+        let markers: usize = markers.parse().expect("a count");
+        let files: usize = files.parse().expect("a count");
         assert!(
-            files < 200,
-            "{files} files left in the agent's folder after 131 commands: {listing}"
+            markers < 16 && files < 600,
+            "{markers} finished commands and {files} files left in the agent's folder after \
+             131 commands: {listing}"
         );
     }
 
@@ -866,6 +909,7 @@ pub mod cases {
                 || command.contains("self $$")
                 || command.starts_with("ps -eo")
                 || command.starts_with("timeout -s KILL")
+                || command.contains(".sandbox-exec.")
         };
         let mut listed = Vec::new();
         for _ in 0..200 {
