@@ -35,11 +35,19 @@ _s() {
   done
   echo "$t" >"$D/$1.$2n"
 }
-_g() { for f in "$1"/*.p; do [ -f "$f" ] && [ ! -f "${f%.p}.d" ] && read -r p <"$f" && [ -n "$p" ] && kill -9 -"$p" 2>/dev/null; done; }
+_g() {
+  for f in "$1"/*.p; do
+    [ -f "$f" ] && [ ! -f "${f%.p}.d" ] && read -r p <"$f" && [ -n "$p" ] && { kill -9 -"$p" || kill -9 "$p"; } 2>/dev/null
+    [ -f "${f%.p}.a" ] && [ ! -f "${f%.p}.d" ] && read -r p q _ <"${f%.p}.a" && kill "$p" "$q" 2>/dev/null
+  done
+}
 _l() { for f in "$1"/*.w; do [ -s "$f" ] && read -r w a b <"$f" && kill "$a" "$b" "$w" 2>/dev/null; done; }
 _z() {
-  _g "$D"; k=$C; f=7
+  trap '' HUP TERM; _g "$D"; l=; read -r l </proc/self/stat 2>/dev/null; set -- ${l##*) }
+  [ "$3" = $$ ] && kill -TERM 0
+  k=$C f=7
   while [ $k -lt $((C+K)) ]; do eval "exec $f<>\"\$D/$k.J\"" 2>/dev/null && echo >&$f; k=$((k+1)) f=$((f+1)); done
+  wait $P
   rm -rf "$D" 2>/dev/null; exit 0
 }
 _a() { B=$B$1; }
@@ -83,7 +91,7 @@ _W() {
   cat "$D/$j.F" >&3 3>&- 4>&- & a=$!
   cat "$D/$j.G" >&4 3>&- 4>&- & b=$!
   read -r w _ </proc/self/stat && echo "$w $a $b" >"$D/$j.w"
-  { read -r i m t _E; _S=; while IFS= read -r l; do _S=$_S$l$L; done; _S=$_S$l; } <"$D/$j.J"
+  { read -r i m t _E && [ -n "$i" ] && { _S=; while IFS= read -r l; do _S=$_S$l$L; done; _S=$_S$l; }; } <"$D/$j.J"
   : >"$D/$j.w"
   case $i in ''|*[!0-9]*) kill "$a" "$b" 2>/dev/null; return;; esac
   if [ -n "$_E" ]; then _S=$(printf %s "$_E" | base64 -d) || { _f "$i" f script; kill "$a" "$b"; return; }; fi
@@ -130,7 +138,7 @@ _m() { k=$1 l=$(($1+64)); set --; while [ $k -lt $l ]; do set -- "$@" "$D/$k.F" 
 C=0 K=2
 _x() {
   printf '%s %s %s %s\n%s' "$1" "$2" "$3" "$E" "$B$4" >"$D/$C.J"; B= E=
-  C=$((C+1)); _W $((C+K-1)) 2>/dev/null &
+  C=$((C+1)); _W $((C+K-1)) 2>/dev/null & P="${P#* } $!"
   case $((C%64)) in 0) _r 2>/dev/null & ;; 32) _m $((C+32)) & ;; esac
 }
 for d in "$T"/.sandbox-exec.*; do
@@ -138,7 +146,7 @@ for d in "$T"/.sandbox-exec.*; do
 done
 trap _z HUP TERM
 _m 0
-k=0; while [ $k -lt $K ]; do _W $k 2>/dev/null & k=$((k+1)); done
+k=0 P=; while [ $k -lt $K ]; do _W $k 2>/dev/null & P="$P${P:+ }$!" k=$((k+1)); done
 _f 0 r 1
 while IFS= read -r l; do eval "$l"; done
 _z
