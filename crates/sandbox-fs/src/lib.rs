@@ -65,6 +65,11 @@ pub use fs::{
     DEFAULT_COMMAND_TIMEOUT, DEFAULT_DIR_MAX_BYTES, DEFAULT_DIR_MAX_MEMBERS, DEFAULT_READ_CHUNK,
     DEFAULT_TRANSFER_TIMEOUT, DEFAULT_WRITE_CHUNK, DirOptions, FileSystem, RmOptions, SandboxFsExt,
 };
+pub use snapshot::{
+    DEFAULT_EXCLUDES, DEFAULT_SNAPSHOT_PATH, Hibernated, ListFilter, LocalSnapshotStore,
+    ObjectReader, ObjectSnapshotStore, Route, SandboxTemplateRecord, SnapshotBuilderExt,
+    SnapshotKind, SnapshotMetadata, SnapshotOptions, SnapshotStore, Snapshots, apply_template,
+};
 #[cfg(feature = "spaces")]
 pub use spaces::SpacesStore;
 pub use store::{
@@ -78,6 +83,7 @@ mod error;
 mod fs;
 mod http;
 mod script;
+mod snapshot;
 #[cfg(feature = "spaces")]
 mod spaces;
 mod store;
