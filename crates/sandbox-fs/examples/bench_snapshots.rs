@@ -5,7 +5,7 @@
 //! the emulator.
 //!
 //! ```sh
-//! cargo run --release -p sandbox-fs --features spaces --example bench_snapshots
+//! cargo run --release -p sandbox-fs --features spaces --example bench_snapshots [local|s3|wake]
 //! ```
 
 use std::sync::Arc;
@@ -182,56 +182,64 @@ async fn main() -> Result<(), BoxError> {
         .await
         .ok_or("local sandboxes cannot run here")?;
     let platform = Arc::clone(&local.platform);
+    let only = std::env::args().nth(1).unwrap_or_default();
 
     let dir = tempfile::tempdir()?;
     let snapshots = Snapshots::local(dir.path());
-    case(
-        &snapshots,
-        &platform,
-        "local",
-        "100 MB",
-        BIG,
-        BIG_CHANGE,
-        Route::Auto,
-    )
-    .await?;
-    case(
-        &snapshots,
-        &platform,
-        "local",
-        "3000 files",
-        SMALL,
-        SMALL_CHANGE,
-        Route::Auto,
-    )
-    .await?;
-    plain_download(&snapshots, &platform, "local", None, Some(dir.path())).await?;
+    if only.is_empty() || only == "local" {
+        case(
+            &snapshots,
+            &platform,
+            "local",
+            "100 MB",
+            BIG,
+            BIG_CHANGE,
+            Route::Auto,
+        )
+        .await?;
+        case(
+            &snapshots,
+            &platform,
+            "local",
+            "3000 files",
+            SMALL,
+            SMALL_CHANGE,
+            Route::Auto,
+        )
+        .await?;
+        plain_download(&snapshots, &platform, "local", None, Some(dir.path())).await?;
+    }
 
     let (config, _s3_root) = s3_server().await?;
     let store: Arc<dyn sandbox_fs::ObjectStore> =
         Arc::new(sandbox_fs::SpacesStore::new(config.clone()));
     let s3 = Snapshots::new(Arc::new(ObjectSnapshotStore::spaces(config)?));
-    case(
-        &s3,
-        &platform,
-        "s3",
-        "100 MB",
-        BIG,
-        BIG_CHANGE,
-        Route::Direct,
-    )
-    .await?;
-    case(
-        &s3,
-        &platform,
-        "s3",
-        "3000 files",
-        SMALL,
-        SMALL_CHANGE,
-        Route::Direct,
-    )
-    .await?;
-    plain_download(&s3, &platform, "s3", Some(&store), None).await?;
+    if only.is_empty() || only == "s3" {
+        case(
+            &s3,
+            &platform,
+            "s3",
+            "100 MB",
+            BIG,
+            BIG_CHANGE,
+            Route::Direct,
+        )
+        .await?;
+        case(
+            &s3,
+            &platform,
+            "s3",
+            "3000 files",
+            SMALL,
+            SMALL_CHANGE,
+            Route::Direct,
+        )
+        .await?;
+        plain_download(&s3, &platform, "s3", Some(&store), None).await?;
+    }
+    if !only.is_empty() && only != "wake" {
+        return Ok(());
+    }
 
     // Wake against a cold create, through the emulator (DoApi driver).
     let emulated = sandbox_testkit::target(Via::Api)

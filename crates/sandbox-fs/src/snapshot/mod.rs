@@ -649,6 +649,7 @@ impl Snapshots {
         };
         if result.is_err() {
             fs.discard(&remote).await;
+            fs.discard(&format!("{remote}.sum")).await;
         }
         result
     }
@@ -672,8 +673,8 @@ impl Snapshots {
                 .run(
                     "snapshot download",
                     remote,
-                    &script::fetch(),
-                    &[remote, &token(), &size],
+                    scripts::FETCH,
+                    &[remote, &size],
                     Some(crate::fs::transfer::curl_config(&url)),
                     self.timeout,
                 )

@@ -33,12 +33,32 @@ if [ "$g" != 0 ] || [ "${r:-2}" -gt 1 ]; then rm -f -- "$a"; echo "tar status $r
 exec stat -c %s -- "$a"
 "#;
 
-/// Applies one layer: checks that the archive `$1` has SHA-256 `$2` (exit 79 otherwise); for
+/// Fetches a URL (curl config on stdin) into the file `$1`, hashing the bytes as they arrive
+/// (`$1.sum`, read by [`APPLY`]); checks the size is `$2`. HTTP errors exit 75 with `HTTP
+/// <code>` and the body on stderr, a wrong size 76; curl's own failures exit 1 with its
+/// message.
+pub(super) const FETCH: &str = r#"a=$1 n=$2 f=$1.fifo
+rm -f -- "$f" "$a.sum"
+mkfifo -m 600 -- "$f" || exit 1
+{ tee -- "$a" <"$f" | sha256sum >"$a.sum"; } &
+c=$(curl -sS -g --connect-timeout 30 -o "$f" -w '%{http_code}' -K -); r=$?
+exec 3<>"$f"; exec 3>&-
+wait
+rm -f -- "$f"
+[ "$r" = 0 ] || { rm -f -- "$a" "$a.sum"; exit 1; }
+case $c in 2??) ;; *) echo "HTTP $c" >&2; head -c 2000 -- "$a" >&2; rm -f -- "$a" "$a.sum"; exit 75;; esac
+s=$(stat -c %s -- "$a") || exit 1
+[ "$s" = "$n" ] || { rm -f -- "$a" "$a.sum"; echo "received $s bytes, expected $n" >&2; exit 76; }
+exit 0
+"#;
+
+/// Applies one layer: checks that the archive `$1` has SHA-256 `$2` (the sum [`FETCH`] left,
+/// else computed now; exit 79 when it differs); for
 /// a `full` layer (`$3`) empties each folder given after the count `$4`; removes the `$4`
 /// paths on stdin (NUL-separated); extracts with modes kept, never as another owner; clears
 /// setuid and setgid bits. The archive is removed in every case.
 pub(super) const APPLY: &str = r#"a=$1 h=$2 k=$3 n=$4; shift 4
-g=$(sha256sum -- "$a") || { rm -f -- "$a"; exit 1; }
+if [ -f "$a.sum" ]; then g=$(cat -- "$a.sum"); rm -f -- "$a.sum"; else g=$(sha256sum -- "$a") || { rm -f -- "$a"; exit 1; }; fi
 [ "${g%% *}" = "$h" ] || { rm -f -- "$a"; echo "the archive's SHA-256 is $g" >&2; exit 79; }
 if [ "$k" = full ]; then
   for p; do
