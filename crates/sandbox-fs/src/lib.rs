@@ -17,6 +17,11 @@
 //!   `SPACES_*` variables. [`FileSystem::upload_large`] and [`FileSystem::download_large`]
 //!   always use the store; [`FileSystem::upload`] and [`FileSystem::download`] switch to it
 //!   by themselves at [`DEFAULT_LARGE_FILE_THRESHOLD`] bytes (`SANDBOX_LARGE_FILE_THRESHOLD`).
+//! - Snapshots that outlive a sandbox ([`Snapshots`], `docs/snapshots.md`): full and
+//!   incremental, in a folder ([`LocalSnapshotStore`]) or an S3 bucket
+//!   ([`ObjectSnapshotStore`]), restored with every member checked against a manifest of
+//!   sizes and SHA-256; [`Snapshots::hibernate`] and [`Snapshots::wake`];
+//!   [`SnapshotBuilderExt::create_from_snapshot`].
 //! - [`TransferOptions`]: a [`Progress`] callback, keeping the intermediate object, URL expiry.
 //! - [`Error`]: one error type; every variant names the path, the object key or the setting.
 //!
