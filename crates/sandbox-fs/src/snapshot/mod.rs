@@ -300,7 +300,13 @@ impl Snapshots {
             .fs()
             .without_object_store()
             .with_command_timeout(self.timeout);
-        let (mut entries, skipped) = list_entries(&fs, &paths, &excludes).await?;
+        let (mut entries, skipped) =
+            list_entries(&fs, &paths, &excludes)
+                .await
+                .map_err(|e| match e {
+                    Error::NotFound { .. } | Error::NotADirectory { .. } => e,
+                    e => failed(&id, sandbox, "listing the folders", e),
+                })?;
         if skipped > 0 {
             tracing::warn!(skipped, "left out device nodes, FIFOs and sockets");
         }

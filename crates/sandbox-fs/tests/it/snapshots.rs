@@ -462,7 +462,7 @@ async fn faults_are_typed_and_leave_nothing_listed() {
         .await
         .expect_err("lost");
     assert!(
-        matches!(err, Error::Exec { .. } | Error::SnapshotFailed { .. }),
+        matches!(&err, Error::SnapshotFailed { source, .. } if matches!(**source, Error::Exec { .. })),
         "{err:?}"
     );
     let listed = snapshots.list(&ListFilter::new()).await.expect("list");
@@ -606,6 +606,96 @@ mod s3 {
                 .expect("list")
                 .is_empty()
         );
+    }
+
+    /// The sandbox is lost in the middle of a snapshot (after its archive is made, when the
+    /// upload URL is signed): a typed error, nothing listed, no object left in the bucket.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sandbox_lost_mid_snapshot_leaves_nothing() {
+        let Some(target) = crate::common::sandbox_reaching_host_loopback(Via::Local).await else {
+            return;
+        };
+        let server = S3Server::start().await;
+        let a = target.sandbox.clone();
+        populate(&a).await;
+        let store = ObjectSnapshotStore::spaces(server.config()).expect("store");
+        let snapshots = Snapshots::new(Arc::new(LosesSandbox(store, a.clone())));
+        let err = snapshots
+            .create(&a, &SnapshotOptions::new().route(Route::Direct))
+            .await
+            .expect_err("lost");
+        assert!(
+            matches!(&err, Error::SnapshotFailed { stage, source, .. }
+                if stage == "uploading the archive" && matches!(**source, Error::Exec { .. })),
+            "{err:?}"
+        );
+        assert!(
+            snapshots
+                .list(&ListFilter::new())
+                .await
+                .expect("list")
+                .is_empty()
+        );
+        assert!(server.objects().is_empty(), "{:?}", server.objects());
+    }
+
+    /// Deletes the sandbox when the sandbox's upload URL is signed.
+    #[derive(Debug)]
+    struct LosesSandbox(ObjectSnapshotStore, Sandbox);
+
+    #[derive(Debug)]
+    struct DeletingPresigner(Arc<dyn sandbox_fs::ObjectStore>, Sandbox);
+
+    #[async_trait::async_trait]
+    impl sandbox_fs::ObjectStore for DeletingPresigner {
+        async fn presign_get(&self, key: &str, expires: Duration) -> sandbox_fs::Result<String> {
+            self.0.presign_get(key, expires).await
+        }
+        async fn presign_put(&self, key: &str, expires: Duration) -> sandbox_fs::Result<String> {
+            self.1.delete().await.expect("delete the sandbox");
+            self.0.presign_put(key, expires).await
+        }
+        async fn delete(&self, key: &str) -> sandbox_fs::Result<()> {
+            self.0.delete(key).await
+        }
+        async fn list(&self, prefix: &str) -> sandbox_fs::Result<Vec<String>> {
+            self.0.list(prefix).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl SnapshotStore for LosesSandbox {
+        fn location(&self) -> String {
+            self.0.location()
+        }
+        async fn put(&self, key: &str, data: Bytes) -> sandbox_fs::Result<()> {
+            self.0.put(key, data).await
+        }
+        async fn put_file(
+            &self,
+            key: &str,
+            path: &std::path::Path,
+            size: u64,
+        ) -> sandbox_fs::Result<()> {
+            self.0.put_file(key, path, size).await
+        }
+        async fn get(&self, key: &str) -> sandbox_fs::Result<Option<Bytes>> {
+            self.0.get(key).await
+        }
+        async fn reader(&self, key: &str) -> sandbox_fs::Result<sandbox_fs::ObjectReader> {
+            self.0.reader(key).await
+        }
+        async fn list(&self, prefix: &str) -> sandbox_fs::Result<Vec<String>> {
+            self.0.list(prefix).await
+        }
+        async fn delete(&self, key: &str) -> sandbox_fs::Result<()> {
+            self.0.delete(key).await
+        }
+        fn presigner(&self) -> Option<Arc<dyn sandbox_fs::ObjectStore>> {
+            self.0.presigner().map(|p| {
+                Arc::new(DeletingPresigner(p, self.1.clone())) as Arc<dyn sandbox_fs::ObjectStore>
+            })
+        }
     }
 
     /// Hands the sandbox presigned URLs that have already expired.
