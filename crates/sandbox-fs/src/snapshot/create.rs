@@ -570,3 +570,24 @@ fn failed(id: &str, sandbox: &Sandbox, stage: &str, source: Error) -> Error {
         source: Box::new(source),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_connection_failures_fall_back_to_the_console() {
+        let refused = Error::object_store("snapshot upload", "k", "curl: (7) Failed to connect");
+        assert!(store_unreachable(&refused));
+        let timeout =
+            Error::object_store("snapshot upload", "k", "curl: (28) Connection timed out");
+        assert!(store_unreachable(&timeout));
+        let http = Error::object_store("snapshot upload", "k", "HTTP 500: InternalError");
+        assert!(!store_unreachable(&http));
+        let expired = Error::UrlExpired {
+            key: "k".into(),
+            message: "expired".into(),
+        };
+        assert!(!store_unreachable(&expired));
+    }
+}

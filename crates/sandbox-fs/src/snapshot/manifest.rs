@@ -573,6 +573,55 @@ mod tests {
         assert!(err.to_string().contains("not in the archive"), "{err}");
     }
 
+    fn raw_archive(name: &[u8], kind: tar::EntryType, link: Option<&[u8]>) -> Vec<u8> {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_mode(0o644);
+        header.set_size(0);
+        let field = &mut header.as_old_mut().name;
+        field[..name.len()].copy_from_slice(name);
+        if let Some(link) = link {
+            header.as_old_mut().linkname[..link.len()].copy_from_slice(link);
+        }
+        header.set_cksum();
+        let mut tar = header.as_bytes().to_vec();
+        tar.extend_from_slice(&[0u8; 1024]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &tar).expect("gz");
+        gz.finish().expect("gz")
+    }
+
+    #[test]
+    fn members_that_break_the_rules_are_refused() {
+        let manifest = Manifest {
+            entries: vec![dir("/app"), file("/app/a", b"", true)],
+            ..Manifest::default()
+        };
+        for (name, kind, link, rule) in [
+            (
+                &b"app/../etc/passwd"[..],
+                tar::EntryType::Regular,
+                None,
+                "`..`",
+            ),
+            (b"/etc/passwd", tar::EntryType::Regular, None, "absolute"),
+            (
+                b"app/a",
+                tar::EntryType::Link,
+                Some(&b"/etc/shadow"[..]),
+                "member where",
+            ),
+            (b"app/a", tar::EntryType::Fifo, None, "member where"),
+        ] {
+            let bytes = raw_archive(name, kind, link);
+            let err = check_archive("s", &bytes[..], &manifest).expect_err("refused");
+            assert!(
+                matches!(err, Error::SnapshotIntegrity { .. }) && err.to_string().contains(rule),
+                "{name:?}: {err}"
+            );
+        }
+    }
+
     #[test]
     fn shapes_that_write_through_links_or_outside_are_refused() {
         let mut link = dir("/app/l");

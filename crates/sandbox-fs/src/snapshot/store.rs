@@ -405,3 +405,51 @@ fn request_error(operation: &str, key: &str, url: &str, error: &reqwest::Error) 
     let text = text.replace(url, &redact_url(url));
     Error::object_store(operation, key, text)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_folder_store_keeps_keys_inside_its_folder() {
+        let dir = tempfile::tempdir().expect("temp");
+        let store = LocalSnapshotStore::new(dir.path());
+        for bad in ["../x", "a/../../x", "/abs", "a//b", ""] {
+            assert!(
+                store.put(bad, Bytes::from_static(b"x")).await.is_err(),
+                "{bad}"
+            );
+        }
+        store
+            .put("snapshots/s/metadata.json", Bytes::from_static(b"{}"))
+            .await
+            .expect("put");
+        assert_eq!(
+            store.list("snapshots/").await.expect("list"),
+            ["snapshots/s/metadata.json"]
+        );
+        assert_eq!(
+            store
+                .get("snapshots/s/metadata.json")
+                .await
+                .expect("get")
+                .as_deref(),
+            Some(&b"{}"[..])
+        );
+        assert!(
+            store
+                .get("snapshots/t/metadata.json")
+                .await
+                .expect("get")
+                .is_none()
+        );
+        store
+            .delete("snapshots/s/metadata.json")
+            .await
+            .expect("delete");
+        assert!(
+            std::fs::read_dir(dir.path()).expect("dir").next().is_none(),
+            "empty folders removed with the last object"
+        );
+    }
+}
