@@ -68,7 +68,21 @@ impl Snapshots {
                 vec![DEFAULT_SNAPSHOT_PATH.to_owned()],
                 options.excludes.clone(),
             ),
-            (_, false) => (normalize_paths(&options.paths)?, options.excludes.clone()),
+            (Some((meta, ..)), false) => {
+                let paths = normalize_paths(&options.paths)?;
+                if paths != meta.paths {
+                    return Err(Error::invalid(
+                        "snapshot paths",
+                        paths.join(" "),
+                        format!(
+                            "an incremental snapshot holds its parent's paths ({})",
+                            meta.paths.join(" ")
+                        ),
+                    ));
+                }
+                (paths, meta.excludes.clone())
+            }
+            (None, false) => (normalize_paths(&options.paths)?, options.excludes.clone()),
         };
         let fs = sandbox
             .fs()

@@ -135,7 +135,8 @@ impl SnapshotOptions {
     }
 
     /// Makes an incremental snapshot: only what changed since `parent`, and the deletions.
-    /// Paths and excludes default to the parent's.
+    /// It holds the parent's paths with the parent's excludes (other paths are an error; other
+    /// excludes are ignored, so that a chain's layers agree on what they leave out).
     pub fn parent(mut self, parent: impl Into<String>) -> Self {
         self.parent = Some(parent.into());
         self

@@ -430,6 +430,11 @@ async fn faults_are_typed_and_leave_nothing_listed() {
         .create(a, &SnapshotOptions::new())
         .await
         .expect("create");
+    let err = snapshots
+        .create(a, &SnapshotOptions::new().parent(&meta.id).path("/tmp"))
+        .await
+        .expect_err("other paths");
+    assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
     let archive = dir
         .path()
         .join(format!("snapshots/{}/archive.tar.gz", meta.id));
