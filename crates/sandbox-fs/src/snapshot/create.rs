@@ -21,7 +21,7 @@ use crate::store::TransferOptions;
 
 impl Snapshots {
     /// Takes a snapshot of folders of `sandbox` (by default [`DEFAULT_SNAPSHOT_PATH`] without
-    /// [`DEFAULT_EXCLUDES`]); with [`SnapshotOptions::parent`], an incremental one holding
+    /// [`DEFAULT_EXCLUDES`](super::DEFAULT_EXCLUDES)); with [`SnapshotOptions::parent`], an incremental one holding
     /// only what changed since the parent and the list of what was deleted.
     ///
     /// The sandbox lists the folders and hashes every file (SHA-256), archives the members
