@@ -330,6 +330,7 @@ impl Snapshots {
     /// # Errors
     ///
     /// The store's errors.
+    #[tracing::instrument(name = "snapshot.list", skip_all)]
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<SnapshotMetadata>> {
         let keys = self.store.list(PREFIX).await?;
         let mut out = Vec::new();
@@ -422,6 +423,7 @@ impl Snapshots {
     ///
     /// [`Error::SnapshotNotFound`], [`Error::InvalidArgument`] (a taken id), and the store's
     /// errors; a failed copy leaves nothing listed.
+    #[tracing::instrument(name = "snapshot.copy", skip(self, description, tags))]
     pub async fn copy(
         &self,
         id: &str,
@@ -495,6 +497,7 @@ impl Snapshots {
     /// # Errors
     ///
     /// As [`restore`](Self::restore) and [`create`](Self::create).
+    #[tracing::instrument(name = "snapshot.compact", skip(self, scratch), fields(scratch = %scratch.id()))]
     pub async fn compact(&self, scratch: &Sandbox, id: &str) -> Result<SnapshotMetadata> {
         let tip = self.restore(scratch, id).await?;
         let mut options = SnapshotOptions::new().excludes(tip.excludes.clone());
