@@ -145,6 +145,13 @@ pub enum Command {
     Status(InfoArgs),
     /// Serve the App Platform API on localhost over local sandboxes.
     Emulator(EmulatorArgs),
+    /// Take, list, show, delete and restore snapshots of sandboxes' folders.
+    #[command(subcommand)]
+    Snapshot(crate::commands::snapshot::SnapshotCommand),
+    /// Snapshot a sandbox's files, then delete it; prints the id to wake it with.
+    Hibernate(crate::commands::snapshot::HibernateArgs),
+    /// Make a new sandbox from a hibernated one's snapshot.
+    Wake(crate::commands::snapshot::WakeArgs),
 }
 
 /// Which sandbox a command is about: by name, or by app id.
@@ -196,6 +203,9 @@ pub struct CreateArgs {
     /// Return as soon as the app is created, without waiting for its deployment.
     #[arg(long)]
     pub no_wait: bool,
+    /// Restore this snapshot into the new sandbox (deleted again if the restore fails).
+    #[arg(long, value_name = "ID", conflicts_with = "no_wait")]
+    pub from_snapshot: Option<String>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,

@@ -185,6 +185,69 @@ pub enum Error {
         /// What went wrong (never a presigned URL's signature).
         message: String,
     },
+    /// No snapshot with this id is in the store (no committed `metadata.json`).
+    #[error("no snapshot `{id}` in {store}")]
+    SnapshotNotFound {
+        /// The snapshot id.
+        id: String,
+        /// Where it was looked for.
+        store: String,
+    },
+    /// An incremental snapshot's chain of parents is broken: a parent is missing, the chain
+    /// loops, or a layer does not match its parent.
+    #[error("the chain of snapshot `{id}` is broken: {reason}")]
+    SnapshotChain {
+        /// The snapshot whose chain was resolved.
+        id: String,
+        /// What is wrong (names the parent at fault).
+        reason: String,
+    },
+    /// A snapshot's archive or manifest does not match what was recorded (a size, a hash, a
+    /// member that breaks the extraction rules); nothing of that layer was extracted.
+    #[error("snapshot `{id}` failed its integrity check: {} {reason}", subject(member.as_deref()))]
+    SnapshotIntegrity {
+        /// The snapshot id.
+        id: String,
+        /// The member at fault (control characters escaped), when one is.
+        member: Option<String>,
+        /// What does not match.
+        reason: String,
+    },
+    /// Making a snapshot failed part way (the sandbox was lost, the store failed mid-upload,
+    /// a URL expired); every object it had written was removed, so nothing is listed.
+    #[error("snapshot `{id}` of sandbox `{sandbox}` failed while {stage}; nothing was kept")]
+    SnapshotFailed {
+        /// The id the snapshot would have had.
+        id: String,
+        /// The sandbox's app id.
+        sandbox: String,
+        /// The step that failed (for example "uploading the archive").
+        stage: String,
+        /// The cause.
+        #[source]
+        source: Box<Error>,
+    },
+    /// Waking a hibernated sandbox (or creating one from a snapshot) failed; the sandbox made
+    /// for it, if any, was deleted again.
+    #[error("could not make a sandbox from snapshot `{id}`{}", left_behind(app_id.as_deref()))]
+    WakeFailed {
+        /// The snapshot id.
+        id: String,
+        /// The app left behind when deleting it failed too.
+        app_id: Option<String>,
+        /// The cause.
+        #[source]
+        source: Box<Error>,
+    },
+    /// Creating or deleting a sandbox for a snapshot operation failed.
+    #[error("sandbox {operation} failed")]
+    Sandbox {
+        /// What was being done ("create", "delete", "look up").
+        operation: String,
+        /// The cause.
+        #[source]
+        source: sandbox_core::Error,
+    },
     /// Running a command in the sandbox failed (console, timeout, protocol).
     #[error("sandbox command for {operation} `{path}` failed")]
     Exec {
@@ -275,6 +338,12 @@ impl Error {
 
 fn subject(member: Option<&str>) -> String {
     member.map_or_else(|| "the stream".to_owned(), |m| format!("member `{m}`"))
+}
+
+fn left_behind(app_id: Option<&str>) -> String {
+    app_id.map_or_else(String::new, |id| {
+        format!(" (and deleting the new sandbox `{id}` failed too: it is left behind)")
+    })
 }
 
 fn detail(text: &str) -> String {

@@ -17,6 +17,11 @@
 //!   `SPACES_*` variables. [`FileSystem::upload_large`] and [`FileSystem::download_large`]
 //!   always use the store; [`FileSystem::upload`] and [`FileSystem::download`] switch to it
 //!   by themselves at [`DEFAULT_LARGE_FILE_THRESHOLD`] bytes (`SANDBOX_LARGE_FILE_THRESHOLD`).
+//! - Snapshots that outlive a sandbox ([`Snapshots`], `docs/snapshots.md`): full and
+//!   incremental, in a folder ([`LocalSnapshotStore`]) or an S3 bucket
+//!   ([`ObjectSnapshotStore`]), restored with every member checked against a manifest of
+//!   sizes and SHA-256; [`Snapshots::hibernate`] and [`Snapshots::wake`];
+//!   [`SnapshotBuilderExt::create_from_snapshot`].
 //! - [`TransferOptions`]: a [`Progress`] callback, keeping the intermediate object, URL expiry.
 //! - [`Error`]: one error type; every variant names the path, the object key or the setting.
 //!
@@ -65,6 +70,11 @@ pub use fs::{
     DEFAULT_COMMAND_TIMEOUT, DEFAULT_DIR_MAX_BYTES, DEFAULT_DIR_MAX_MEMBERS, DEFAULT_READ_CHUNK,
     DEFAULT_TRANSFER_TIMEOUT, DEFAULT_WRITE_CHUNK, DirOptions, FileSystem, RmOptions, SandboxFsExt,
 };
+pub use snapshot::{
+    DEFAULT_EXCLUDES, DEFAULT_SNAPSHOT_PATH, Hibernated, ListFilter, LocalSnapshotStore,
+    ObjectReader, ObjectSnapshotStore, Route, SandboxTemplateRecord, SnapshotBuilderExt,
+    SnapshotKind, SnapshotMetadata, SnapshotOptions, SnapshotStore, Snapshots, apply_template,
+};
 #[cfg(feature = "spaces")]
 pub use spaces::SpacesStore;
 pub use store::{
@@ -78,6 +88,7 @@ mod error;
 mod fs;
 mod http;
 mod script;
+mod snapshot;
 #[cfg(feature = "spaces")]
 mod spaces;
 mod store;

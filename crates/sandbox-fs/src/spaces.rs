@@ -129,6 +129,44 @@ impl ObjectStore for SpacesStore {
             }
         }
     }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut request = self
+                .client
+                .list_objects_v2()
+                .bucket(self.config.bucket())
+                .prefix(prefix);
+            if let Some(token) = token.take() {
+                request = request.continuation_token(token);
+            }
+            let page = request.send().await.map_err(|e| {
+                use aws_sdk_s3::error::ProvideErrorMetadata;
+                let code = e.code().unwrap_or_default().to_owned();
+                match code.as_str() {
+                    "SignatureDoesNotMatch" | "InvalidAccessKeyId" | "AccessDenied" => {
+                        Error::BadCredentials {
+                            key: prefix.to_owned(),
+                            code,
+                            message: e.message().unwrap_or_default().to_owned(),
+                        }
+                    }
+                    _ => Error::object_store("list", prefix, error_text(&e)),
+                }
+            })?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|object| object.key().map(str::to_owned)),
+            );
+            match page.next_continuation_token() {
+                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
+                _ => return Ok(keys),
+            }
+        }
+    }
 }
 
 /// The error and its causes on one line.

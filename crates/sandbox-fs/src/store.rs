@@ -42,6 +42,21 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     ///
     /// [`Error::ObjectStore`] or [`Error::BadCredentials`] when the store refuses.
     async fn delete(&self, key: &str) -> Result<()>;
+
+    /// The keys of every object whose key starts with `prefix`, in any order. Snapshot
+    /// listing needs it ([`SnapshotStore`](crate::SnapshotStore)); stores that cannot list
+    /// keep this default, which fails.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ObjectStore`] when the store cannot list or refuses.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        Err(Error::object_store(
+            "list",
+            prefix,
+            "this object store cannot list its keys",
+        ))
+    }
 }
 
 /// Reports the progress of a transfer: `(bytes_done, bytes_total)`, called with increasing

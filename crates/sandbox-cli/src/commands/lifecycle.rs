@@ -20,7 +20,13 @@ pub(crate) async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Exit> {
         spec.component_type.as_str(),
         provider_note(ctx)
     ));
+    if let Some(id) = &args.from_snapshot {
+        super::snapshot::check_exists(id).await?;
+    }
     let sandbox = create_sandbox(ctx, &spec, !args.no_wait, ctx.printer.progress()).await?;
+    if let Some(id) = &args.from_snapshot {
+        super::snapshot::restore_new(ctx, &sandbox, id).await?;
+    }
     let json = sandbox_json(ctx, &sandbox).await?;
     if args.json {
         ctx.printer.json(&json)?;
@@ -216,7 +222,7 @@ async fn delete_all(ctx: &Ctx, args: &DeleteArgs) -> Result<Exit> {
 }
 
 /// What `create` and `status` print about a sandbox, read from its app now.
-async fn sandbox_json(ctx: &Ctx, sandbox: &Sandbox) -> Result<SandboxJson> {
+pub(crate) async fn sandbox_json(ctx: &Ctx, sandbox: &Sandbox) -> Result<SandboxJson> {
     let app = ctx
         .provider
         .platform()

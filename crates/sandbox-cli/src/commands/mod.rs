@@ -18,6 +18,7 @@ mod exec;
 mod files;
 mod lifecycle;
 mod process;
+pub(crate) mod snapshot;
 
 /// Runs a parsed command.
 pub(crate) async fn dispatch(
@@ -47,6 +48,9 @@ pub(crate) async fn dispatch(
         Command::Launch(args) => process::launch(&ctx, args).await,
         Command::Kill(args) => process::kill(&ctx, args).await,
         Command::Logs(args) => process::logs(&ctx, args).await,
+        Command::Snapshot(command) => snapshot::snapshot(&ctx, command).await,
+        Command::Hibernate(args) => snapshot::hibernate(&ctx, args).await,
+        Command::Wake(args) => snapshot::wake(&ctx, args).await,
         Command::Emulator(_) => Ok(Exit::Usage),
     }
 }

@@ -33,6 +33,12 @@ const SCRUBBED: &[&str] = &[
     "RUST_LOG",
     "XDG_CONFIG_HOME",
     "XDG_DATA_HOME",
+    "SANDBOX_SNAPSHOT_DIR",
+    "SPACES_ACCESS_KEY",
+    "SPACES_SECRET_KEY",
+    "SPACES_BUCKET",
+    "SPACES_REGION",
+    "SPACES_ENDPOINT",
 ];
 
 /// One test's world: a temp root holding HOME, the XDG folders and the local provider's

@@ -9,3 +9,4 @@ mod emulator;
 mod help;
 mod local;
 mod smoke;
+mod snapshot_cli;

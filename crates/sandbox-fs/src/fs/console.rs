@@ -209,7 +209,7 @@ impl FileSystem {
 
     /// [`download_with`](Self::download_with), refusing ([`Error::Oversized`]) a file that
     /// sends more than `limit` bytes.
-    pub(super) async fn download_limited(
+    pub(crate) async fn download_limited(
         &self,
         remote: &str,
         local: &Path,

@@ -7,7 +7,7 @@ use super::util::token;
 use crate::error::{Error, Result};
 
 /// A local file removed when dropped (temporary archives and downloads).
-pub(super) struct LocalTemp(pub(super) PathBuf);
+pub(crate) struct LocalTemp(pub(crate) PathBuf);
 
 impl Drop for LocalTemp {
     fn drop(&mut self) {
@@ -15,7 +15,7 @@ impl Drop for LocalTemp {
     }
 }
 
-pub(super) async fn local_file_size(local: &Path) -> Result<u64> {
+pub(crate) async fn local_file_size(local: &Path) -> Result<u64> {
     let meta = tokio::fs::metadata(local)
         .await
         .map_err(|e| Error::local(local, "reading metadata", e))?;
@@ -30,7 +30,7 @@ pub(super) async fn local_file_size(local: &Path) -> Result<u64> {
 
 /// A temporary file beside `local` (parents created), removed on drop unless renamed. Renaming
 /// it onto `local` replaces whatever is there (a symlink included) without following it.
-pub(super) async fn local_temp_beside(local: &Path) -> Result<(LocalTemp, tokio::fs::File)> {
+pub(crate) async fn local_temp_beside(local: &Path) -> Result<(LocalTemp, tokio::fs::File)> {
     if let Ok(meta) = tokio::fs::metadata(local).await
         && meta.is_dir()
     {

@@ -27,11 +27,11 @@ use crate::unpack::place::ExistingDir;
 
 mod console;
 mod folders;
-mod local;
+pub(crate) mod local;
 mod meta;
-mod transfer;
+pub(crate) mod transfer;
 mod tree_ops;
-mod util;
+pub(crate) mod util;
 
 /// Bytes of file content per console command when writing (sent base64 on the console).
 pub const DEFAULT_WRITE_CHUNK: usize = 1 << 20;
@@ -303,7 +303,7 @@ impl FileSystem {
     }
 
     /// Runs a script as `sh -c SCRIPT sandbox-fs ARGS...` in the C locale.
-    async fn run(
+    pub(crate) async fn run(
         &self,
         operation: &str,
         path: &str,
@@ -335,7 +335,7 @@ impl FileSystem {
 
     /// Runs an idempotent script, again when the console drops or the command times out;
     /// returns the output and the attempt that produced it (1-based).
-    async fn run_idempotent(
+    pub(crate) async fn run_idempotent(
         &self,
         operation: &str,
         path: &str,
@@ -360,7 +360,7 @@ impl FileSystem {
         }
     }
 
-    async fn discard(&self, path: &str) {
+    pub(crate) async fn discard(&self, path: &str) {
         if let Err(e) = self
             .run(
                 "discard",

@@ -90,7 +90,7 @@ impl FileSystem {
         format!("sandbox-{}/{kind}/{id}/{name}", self.sandbox.id())
     }
 
-    pub(super) async fn upload_store(
+    pub(crate) async fn upload_store(
         &self,
         local: &Path,
         size: u64,
@@ -209,13 +209,18 @@ impl FileSystem {
 }
 
 /// The curl configuration that carries a URL on stdin (kept out of the process list).
-fn curl_config(url: &str) -> Bytes {
+pub(crate) fn curl_config(url: &str) -> Bytes {
     let escaped = url.replace('\\', "\\\\").replace('"', "\\\"");
     Bytes::from(format!("url = \"{escaped}\"\n"))
 }
 
 /// Checks the output of a curl transfer script.
-fn transfer_ok(operation: &str, path: &str, key: &str, out: ExecOutput) -> Result<ExecOutput> {
+pub(crate) fn transfer_ok(
+    operation: &str,
+    path: &str,
+    key: &str,
+    out: ExecOutput,
+) -> Result<ExecOutput> {
     if out.code() == Some(script::HTTP) {
         let text = out.stderr_text();
         let (first, body) = text.split_once('\n').unwrap_or((&text, ""));

@@ -7,11 +7,11 @@ use crate::error::{Error, Result};
 use crate::script;
 
 /// A random token for temporary names (32 hex digits).
-pub(super) fn token() -> String {
+pub(crate) fn token() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-pub(super) fn check_path(name: &str, path: &str) -> Result<()> {
+pub(crate) fn check_path(name: &str, path: &str) -> Result<()> {
     if path.is_empty() {
         return Err(Error::invalid(name, "", "a path cannot be empty"));
     }
@@ -25,11 +25,11 @@ pub(super) fn check_path(name: &str, path: &str) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn parse_number(stdout: &[u8]) -> Option<u64> {
+pub(crate) fn parse_number(stdout: &[u8]) -> Option<u64> {
     std::str::from_utf8(stdout).ok()?.trim().parse().ok()
 }
 
-pub(super) fn protocol(operation: &str, path: &str, message: &str) -> Error {
+pub(crate) fn protocol(operation: &str, path: &str, message: &str) -> Error {
     Error::Remote {
         operation: operation.to_owned(),
         path: path.to_owned(),
@@ -38,7 +38,7 @@ pub(super) fn protocol(operation: &str, path: &str, message: &str) -> Error {
     }
 }
 
-pub(super) fn ok_or_fail(operation: &str, path: &str, out: ExecOutput) -> Result<ExecOutput> {
+pub(crate) fn ok_or_fail(operation: &str, path: &str, out: ExecOutput) -> Result<ExecOutput> {
     if out.success() {
         Ok(out)
     } else {
@@ -48,7 +48,7 @@ pub(super) fn ok_or_fail(operation: &str, path: &str, out: ExecOutput) -> Result
 
 /// As [`ok_or_fail`] for two-path operations: the first path was checked by the script, so a
 /// missing path or a permission problem reported by the tool concerns the destination.
-pub(super) fn ok_or_fail_two(
+pub(crate) fn ok_or_fail_two(
     operation: &str,
     src: &str,
     dst: &str,
@@ -64,7 +64,7 @@ pub(super) fn ok_or_fail_two(
 }
 
 /// The error a failed script reports: by exit code, else by the tool's message.
-pub(super) fn failure(operation: &str, path: &str, out: &ExecOutput) -> Error {
+pub(crate) fn failure(operation: &str, path: &str, out: &ExecOutput) -> Error {
     let path = path.to_owned();
     let stderr = last_line(&out.stderr_text());
     match out.code() {
@@ -107,7 +107,7 @@ pub(super) fn failure(operation: &str, path: &str, out: &ExecOutput) -> Error {
 }
 
 /// The last non-empty lines of a tool's stderr (at most 400 bytes), trimmed.
-pub(super) fn last_line(text: &str) -> String {
+pub(crate) fn last_line(text: &str) -> String {
     let trimmed = text.trim();
     if trimmed.len() <= 400 {
         return trimmed.to_owned();

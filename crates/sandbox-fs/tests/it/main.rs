@@ -5,6 +5,7 @@ mod common;
 mod folders;
 mod hostile;
 mod mock_store;
+mod snapshots;
 mod spaces;
 mod suite;
 
