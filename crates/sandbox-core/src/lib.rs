@@ -80,6 +80,11 @@
 
 pub use error::{Error, Result};
 pub use exec::{DEFAULT_DRAIN_GRACE, ExecEvent, ExecOutput, ExecRequest, ExecStream, ExitStatus};
+pub use expiry::{PoolOwner, SweepOptions, SweepReason, Swept, expires_at, pool_owner, sweep};
+pub use pool::{
+    Metrics, OnEmpty, PoolConfig, PoolManager, PoolManagerBuilder, PoolMetrics, PooledSandbox,
+    Template,
+};
 pub use process::{LaunchRequest, ProcessHandle, ProcessInfo, Signal};
 pub use provider::{Driver, Provider, ProviderBuilder, ProviderKind};
 pub use sandbox::{
@@ -94,6 +99,8 @@ mod channel;
 pub mod conformance;
 mod error;
 mod exec;
+mod expiry;
+mod pool;
 mod process;
 mod protocol;
 mod provider;
