@@ -47,6 +47,8 @@ pub(crate) async fn dispatch(
         Command::Launch(args) => process::launch(&ctx, args).await,
         Command::Kill(args) => process::kill(&ctx, args).await,
         Command::Logs(args) => process::logs(&ctx, args).await,
+        Command::Gc(args) => lifecycle::gc(&ctx, args).await,
+        Command::Extend(args) => lifecycle::extend(&ctx, args).await,
         Command::Emulator(_) => Ok(Exit::Usage),
     }
 }
@@ -73,6 +75,7 @@ pub(crate) struct SandboxJson {
     pub region: Option<String>,
     pub url: Option<String>,
     pub created_at: Option<String>,
+    pub expires_at: Option<String>,
     pub provider: String,
 }
 
@@ -106,8 +109,27 @@ impl SandboxJson {
                 t.format(&time::format_description::well_known::Rfc3339)
                     .ok()
             }),
+            expires_at: sandbox_core::expires_at(&app.spec).and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            }),
             provider: provider.to_owned(),
         }
+    }
+}
+
+/// How long until an expiry, in one short unit (`in 29m`), `expired`, or `-` without one.
+pub(crate) fn expires_in(at: Option<time::OffsetDateTime>) -> String {
+    let Some(at) = at else {
+        return "-".to_owned();
+    };
+    let secs = (at - time::OffsetDateTime::now_utc()).whole_seconds();
+    match secs {
+        ..=0 => "expired".to_owned(),
+        1..60 => format!("in {secs}s"),
+        60..3600 => format!("in {}m", secs / 60),
+        3600..86400 => format!("in {}h", secs / 3600),
+        _ => format!("in {}d", secs / 86400),
     }
 }
 
@@ -172,6 +194,9 @@ pub(crate) async fn create_sandbox(
     }
     if let Some(size) = &spec.instance_size {
         builder = builder.instance_size(size.clone());
+    }
+    if let Some(ttl) = spec.ttl {
+        builder = builder.ttl(ttl);
     }
     for (key, value) in &spec.env {
         builder = builder.env(key.clone(), value.clone());

@@ -50,6 +50,8 @@ use crate::sandbox::{ConsoleSettings, Sandbox};
 mod config;
 mod paced;
 mod readiness;
+#[cfg(test)]
+mod tests;
 
 pub use config::{OnEmpty, PoolConfig, Template};
 use paced::{Paced, Pacer};
@@ -223,13 +225,7 @@ impl PoolManagerBuilder {
         if self.api_budget == 0 {
             return Err(Error::invalid("api_budget", "must be more than zero"));
         }
-        let named = |template: &Template, e: Error| match e {
-            Error::InvalidArgument { name, reason } => Error::InvalidArgument {
-                name: format!("{template}.{name}"),
-                reason,
-            },
-            other => other,
-        };
+        let named = named_for;
         if let Some(config) = &self.default_config {
             config.validate().map_err(|e| match e {
                 Error::InvalidArgument { name, reason } => Error::InvalidArgument {
@@ -295,6 +291,7 @@ impl PoolManagerBuilder {
             wake: Notify::new(),
             stop,
             tasks: Mutex::new(Vec::new()),
+            poller: Mutex::new(None),
             swept: AtomicU64::new(0),
             settings: self,
         });
@@ -304,7 +301,7 @@ impl PoolManagerBuilder {
                 .maintain()
                 .instrument(tracing::info_span!("pool.maintain")),
         );
-        shared.track(poller);
+        *shared.poller.lock().unwrap_or_else(|e| e.into_inner()) = Some(poller);
         shared.track(maintainer);
         Ok(PoolManager { shared })
     }
@@ -319,6 +316,21 @@ impl PoolManagerBuilder {
             builder = builder.defaults(defaults.clone());
         }
         builder
+    }
+}
+
+/// An invalid setting or spec field of `template`'s pool, named `<template>.<field>`.
+fn named_for(template: &Template, error: Error) -> Error {
+    match error {
+        Error::InvalidArgument { name, reason } => Error::InvalidArgument {
+            name: format!("{template}.{name}"),
+            reason,
+        },
+        Error::Spec(spec) if spec.field().is_some() => Error::InvalidArgument {
+            name: format!("{template}.{}", spec.field().unwrap_or_default()),
+            reason: spec.reason(),
+        },
+        other => other,
     }
 }
 
@@ -356,6 +368,8 @@ struct Shared {
     wake: Notify,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The readiness poller, stopped once every creation ended.
+    poller: Mutex<Option<JoinHandle<()>>>,
     swept: AtomicU64,
     settings: PoolManagerBuilder,
 }
@@ -669,13 +683,7 @@ impl PoolManager {
                             .settings
                             .template_builder(template)
                             .spec()
-                            .map_err(|e| match e {
-                                Error::InvalidArgument { name, reason } => Error::InvalidArgument {
-                                    name: format!("{template}.{name}"),
-                                    reason,
-                                },
-                                other => other,
-                            })?;
+                            .map_err(|e| named_for(template, e))?;
                         state
                             .pools
                             .entry(template.clone())
@@ -815,6 +823,35 @@ impl PoolManager {
             api_requests: self.shared.pacer.requests(),
             rate_limited: self.shared.pacer.rate_limited(),
             swept: self.shared.swept.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Waits until the metrics satisfy `condition` (checked after every change of the pools),
+    /// and returns them: for monitoring and tests, which then wait on events, not on time.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] past the deadline.
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        condition: impl Fn(&Metrics) -> bool,
+    ) -> Result<Metrics> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let changed = self.shared.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let metrics = self.metrics();
+            if condition(&metrics) {
+                return Ok(metrics);
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return Err(Error::timeout(
+                    format!("waiting for the pools (last: {metrics:?})"),
+                    timeout,
+                ));
+            }
         }
     }
 
@@ -972,6 +1009,7 @@ impl Shared {
                 async move { shared.create(template).await }.instrument(span),
             ));
         }
+        self.changed.notify_waiters();
         for (template, sandbox) in checks {
             let shared = Arc::clone(self);
             self.track(tokio::spawn(async move {
@@ -1185,6 +1223,7 @@ impl Shared {
         };
         if removed {
             tracing::warn!(app_id = %id, %error, "pooled sandbox failed its health check; replacing it");
+            self.changed.notify_waiters();
             self.delete_now(&sandbox).await;
             self.wake.notify_one();
         } else {
@@ -1267,6 +1306,7 @@ impl Shared {
             let deleted = self.delete_app(&app.id).await;
             if deleted.is_ok() {
                 self.swept.fetch_add(1, Ordering::Relaxed);
+                self.changed.notify_waiters();
             }
             swept.push(expiry::Swept {
                 id: app.id.clone(),
@@ -1289,11 +1329,9 @@ impl Shared {
                 .flat_map(|p| p.ready.drain(..).map(|r| r.sandbox))
                 .collect()
         };
-        let _ = self.stop.send(true);
+        self.stop.send_replace(true);
         self.changed.notify_waiters();
         // Creations in flight stop waiting and delete what they made.
-        let tasks: Vec<JoinHandle<()>> =
-            std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
         let mut failures = Vec::new();
         let deletes = ready.iter().map(|s| async move {
             s.close_console().await;
@@ -1306,8 +1344,18 @@ impl Shared {
                 failures.push(failure);
             }
         }
-        for task in tasks {
-            let _ = task.await;
+        loop {
+            let tasks: Vec<JoinHandle<()>> =
+                std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+            if tasks.is_empty() {
+                break;
+            }
+            for task in tasks {
+                let _ = task.await;
+            }
+        }
+        if let Some(poller) = self.poller.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            poller.abort();
         }
         // A create call that failed after the platform made the app leaves a member nobody
         // holds: find it by its marker.
