@@ -23,6 +23,11 @@
 //!   sandbox that does not become ready deleted again ([`SandboxBuilder::delete_on_failure`]).
 //! - [`Session`]: commands that keep `cd` and `export` from one call to the next.
 //! - [`with_sandbox`]: a sandbox deleted when the scope ends, on success, error or panic.
+//! - [`PoolManager`]: warm pools per [`Template`] ([`PoolConfig`]), so that
+//!   [`acquire`](PoolManager::acquire) hands out a ready sandbox in milliseconds, whose first
+//!   command is warm; [`SandboxBuilder::ttl`] and [`Sandbox::expires_at`]: expiry recorded on
+//!   the app; [`sweep`]: deletes expired and orphaned sandboxes (App Platform has no expiry of
+//!   its own). See `docs/pools.md`.
 //! - [`blocking`]: the same API without async.
 //! - [`Error`]: one error type, with [`Error::is_retryable`].
 //!
