@@ -117,6 +117,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Steady: one acquire a second; each sandbox runs one command and is deleted.
     let mut acquire = Vec::new();
     let mut first_exec = Vec::new();
+    let mut second_exec = Vec::new();
     let mut deletes = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let end = Instant::now() + steady;
@@ -128,6 +129,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let start = Instant::now();
         sandbox.exec("true").await?.exit_ok()?;
         first_exec.push(ms(start.elapsed()));
+        let start = Instant::now();
+        sandbox.exec("true").await?.exit_ok()?;
+        second_exec.push(ms(start.elapsed()));
         deletes.push(tokio::spawn(async move { sandbox.delete().await }));
     }
     for delete in deletes {
@@ -171,6 +175,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "hit_p99_ms": percentile(&mut acquire.clone(), 0.99),
         "first_exec_p50_ms": percentile(&mut first_exec.clone(), 0.5),
         "first_exec_p99_ms": percentile(&mut first_exec.clone(), 0.99),
+        "second_exec_p50_ms": percentile(&mut second_exec.clone(), 0.5),
         "hit_over_cold": cold_p50 / hit_p50,
         "hit_rate": pool.hit_rate,
         "api_requests_per_min_max": per_min_max,
