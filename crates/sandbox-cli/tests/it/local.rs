@@ -554,11 +554,13 @@ fn interrupting_exec_kills_the_remote_command() {
 #[test]
 fn ttl_shows_in_list_and_gc_and_extend_explain_themselves() {
     let ctx = local_ctx!();
-    let created: serde_json::Value = serde_json::from_str(&ctx.ok([
-        "create", "--name", "brief", "--ttl", "2h", "--json",
-    ]))
-    .unwrap();
-    let expires = created["expires_at"].as_str().expect("expires_at").to_owned();
+    let created: serde_json::Value =
+        serde_json::from_str(&ctx.ok(["create", "--name", "brief", "--ttl", "2h", "--json"]))
+            .unwrap();
+    let expires = created["expires_at"]
+        .as_str()
+        .expect("expires_at")
+        .to_owned();
     assert!(expires.ends_with('Z'), "{expires}");
     let list: serde_json::Value = serde_json::from_str(&ctx.ok(["list", "--json"])).unwrap();
     assert_eq!(list[0]["expires_at"].as_str(), Some(expires.as_str()));
