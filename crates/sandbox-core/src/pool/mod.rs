@@ -2,32 +2,8 @@
 //! started) so that [`acquire`](PoolManager::acquire) hands one out in milliseconds and its
 //! first command is a warm exec.
 //!
-//! # How it works
-//!
-//! One manager holds a pool per [`Template`]. A background task keeps each pool at its
-//! target (see [`PoolConfig`]): it starts creations (at most `max_concurrent_creates` at
-//! once, at most `max_total` sandboxes in all), rotates ready sandboxes older than
-//! `max_age`, deletes extra ones after `idle_delay` without acquires, checks the health of
-//! ready ones with a real round trip on their warm console, and sweeps expired and orphaned
-//! sandboxes (see [`sweep`](crate::sweep)) once a minute.
-//!
-//! Every API call of the manager (and of the sandboxes it hands out) goes through one pacer:
-//! at most `api_budget` requests a minute (default 200 of App Platform's 250), and after a
-//! 429 a pause of `retry-after` for all of them, so rate limits slow the pool down instead of
-//! failing acquires. Readiness of all creating sandboxes is polled with one shared
-//! `list_apps` call per poll, never one loop per app.
-//!
-//! Sandboxes are single use: an acquired sandbox never goes back to a pool (untrusted code
-//! ran in it). Delete it when done ([`PooledSandbox::delete`]); if it is forgotten, its
-//! expiry (`max_age + ttl` after its creation) deletes it.
-//!
-//! # Shutdown
-//!
-//! [`shutdown`](PoolManager::shutdown) stops the background task, stops the waits of
-//! creations in flight (a creation whose API call is under way finishes it, then deletes the
-//! app), deletes every ready sandbox, then lists the apps once more and deletes any member
-//! of this manager still there (a create call that failed after the platform made the app),
-//! so nothing is left behind. Sandboxes already acquired are the caller's.
+//! See [`PoolManager`] for how it works, and `docs/pools.md` for sizing and App Platform's
+//! limits.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -334,7 +310,36 @@ fn named_for(template: &Template, error: Error) -> Error {
     }
 }
 
-/// Warm pools of sandboxes, one per [`Template`]: see the [module docs](self).
+/// Warm pools of sandboxes, one per [`Template`].
+///
+/// # How it works
+///
+/// One manager holds a pool per [`Template`]. A background task keeps each pool at its
+/// target (see [`PoolConfig`]): it starts creations (at most `max_concurrent_creates` at
+/// once, at most `max_total` sandboxes in all), rotates ready sandboxes older than
+/// `max_age`, deletes extra ones after `idle_delay` without acquires, checks the health of
+/// ready ones with a real round trip on their warm console, and sweeps expired and orphaned
+/// sandboxes (see [`sweep`](crate::sweep)) once a minute.
+///
+/// Every API call of the manager (and of the sandboxes it hands out) goes through one pacer:
+/// at most `api_budget` requests a minute (default 200 of App Platform's 250), and after a
+/// 429 a pause of `retry-after` for all of them, so rate limits slow the pool down instead of
+/// failing acquires. Readiness of all creating sandboxes is polled with one shared
+/// `list_apps` call per poll, never one loop per app.
+///
+/// Sandboxes are single use: an acquired sandbox never goes back to a pool (untrusted code
+/// ran in it). Delete it when done ([`PooledSandbox::delete`]); if it is forgotten, its
+/// expiry (`max_age + ttl` after its creation) deletes it.
+///
+/// # Shutdown
+///
+/// [`shutdown`](PoolManager::shutdown) stops the background task, stops the waits of
+/// creations in flight (a creation whose API call is under way finishes it, then deletes the
+/// app), deletes every ready sandbox, then lists the apps once more and deletes any member
+/// of this manager still there (a create call that failed after the platform made the app),
+/// so nothing is left behind. Sandboxes already acquired are the caller's.
+///
+/// # Drop
 ///
 /// Cheap to clone; clones share the pools. Dropping the last clone without
 /// [`shutdown`](Self::shutdown) stops nothing at once: the background task holds the
