@@ -306,6 +306,8 @@ pub struct RecordedRequest {
     pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
+    /// When it arrived.
+    pub at: std::time::SystemTime,
 }
 
 impl RecordedRequest {
@@ -453,6 +455,7 @@ async fn record_layer(State(state): State<Shared>, request: Request, next: Next)
             })
             .collect(),
         body: bytes.to_vec(),
+        at: std::time::SystemTime::now(),
     };
     tracing::debug!(method = %recorded.method, path = %recorded.path, "request");
     {

@@ -143,8 +143,10 @@ pub enum Command {
     Url(InfoArgs),
     /// Print a sandbox's status.
     Status(InfoArgs),
-    /// Serve the App Platform API on localhost over local sandboxes.
-    Emulator(EmulatorArgs),
+    /// Delete the sandboxes whose expiry passed and pool members whose process is gone.
+    Gc(GcArgs),
+    /// Push a sandbox's expiry later (where the provider allows it without a redeploy).
+    Extend(ExtendArgs),
     /// Take, list, show, delete and restore snapshots of sandboxes' folders.
     #[command(subcommand)]
     Snapshot(crate::commands::snapshot::SnapshotCommand),
@@ -152,6 +154,35 @@ pub enum Command {
     Hibernate(crate::commands::snapshot::HibernateArgs),
     /// Make a new sandbox from a hibernated one's snapshot.
     Wake(crate::commands::snapshot::WakeArgs),
+    /// Serve the App Platform API on localhost over local sandboxes.
+    Emulator(EmulatorArgs),
+}
+
+/// `sandbox gc`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "App Platform has no expiry of its own: an expired sandbox runs (and bills) \
+                  until something deletes it. Pool managers sweep once a minute; `gc` sweeps \
+                  now. On the local provider, expired sandboxes delete themselves."
+)]
+pub struct GcArgs {
+    /// Only print what would be deleted.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sandbox extend`.
+#[derive(Debug, Args)]
+pub struct ExtendArgs {
+    /// The sandbox's name (or a unique prefix of its id).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// How much later it should expire, e.g. `30m`.
+    #[arg(value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: std::time::Duration,
 }
 
 /// Which sandbox a command is about: by name, or by app id.
@@ -192,6 +223,10 @@ pub struct SpecArgs {
     /// How long to wait for the sandbox to be ready, in seconds (default 600).
     #[arg(long = "ready-timeout", value_name = "SECS")]
     pub ready_timeout: Option<u64>,
+    /// Delete the sandbox after this long (`90s`, `30m`, `2h`, `1d`, or combined: `1h30m`).
+    /// Recorded on the app; see `sandbox gc`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub ttl: Option<std::time::Duration>,
 }
 
 /// `sandbox create`.
@@ -546,6 +581,36 @@ pub struct EmulatorArgs {
 }
 
 /// Parses `KEY=VALUE`.
+/// A duration as `90s`, `30m`, `2h`, `1d`, or several of them run together (`1h30m`).
+pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("`{text}` is not a duration such as `90s`, `30m`, `2h` or `1h30m`");
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            _ => return Err(bad()),
+        };
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        digits.clear();
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+    }
+    if !digits.is_empty() || total == 0 {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs(total))
+}
+
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
@@ -558,6 +623,26 @@ mod tests {
     use clap::CommandFactory;
 
     use super::*;
+
+    #[test]
+    fn durations_read_as_seconds_minutes_hours_and_days() {
+        let secs = |t: &str| parse_duration(t).map(|d| d.as_secs());
+        assert_eq!(secs("90s"), Ok(90));
+        assert_eq!(secs("30m"), Ok(1800));
+        assert_eq!(secs("2h"), Ok(7200));
+        assert_eq!(secs("1d"), Ok(86400));
+        assert_eq!(secs("1h30m"), Ok(5400));
+        for bad in ["", "30", "m", "5x", "0s", "-5m", "1.5h"] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(err.contains("is not a duration"), "{bad}: {err}");
+        }
+        let cli = Cli::try_parse_from(["sandbox", "create", "--ttl", "30m"]).unwrap();
+        let Command::Create(args) = cli.command else {
+            panic!("create")
+        };
+        assert_eq!(args.spec.ttl, Some(std::time::Duration::from_secs(1800)));
+        assert!(Cli::try_parse_from(["sandbox", "run", "--ttl", "soon", "--", "true"]).is_err());
+    }
 
     #[test]
     fn the_command_line_is_consistent() {

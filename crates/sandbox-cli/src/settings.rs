@@ -246,6 +246,7 @@ pub(crate) struct SpecSettings {
     pub component_type: appspec::ComponentType,
     pub env: Vec<(String, String)>,
     pub ready_timeout: Duration,
+    pub ttl: Option<Duration>,
 }
 
 impl SpecSettings {
@@ -292,6 +293,7 @@ impl SpecSettings {
             component_type,
             env: args.env.clone(),
             ready_timeout,
+            ttl: args.ttl,
         })
     }
 }

@@ -342,3 +342,144 @@ impl ProcessHandle {
         self.runtime.block_on(self.inner.wait(timeout))
     }
 }
+
+/// Warm pools with blocking methods: see [`crate::PoolManager`]. The pools' background work
+/// runs on this manager's own runtime between calls.
+#[derive(Debug, Clone)]
+pub struct PoolManager {
+    inner: crate::PoolManager,
+    runtime: Arc<tokio::runtime::Runtime>,
+}
+
+/// A sandbox acquired from a blocking [`PoolManager`]: see [`crate::PooledSandbox`].
+#[derive(Debug)]
+pub struct PooledSandbox {
+    inner: crate::PooledSandbox,
+    sandbox: Sandbox,
+}
+
+impl PoolManager {
+    /// Starts the manager a builder describes (see [`crate::PoolManagerBuilder::build`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::PoolManagerBuilder::build`].
+    pub fn build(builder: crate::PoolManagerBuilder) -> Result<PoolManager> {
+        let runtime = runtime()?;
+        let inner = {
+            let _entered = runtime.enter();
+            builder.build()?
+        };
+        Ok(PoolManager { inner, runtime })
+    }
+
+    /// See [`crate::PoolManager::acquire`].
+    ///
+    /// # Errors
+    ///
+    /// As the async method.
+    pub fn acquire(&self, template: &crate::Template, timeout: Duration) -> Result<PooledSandbox> {
+        let inner = self
+            .runtime
+            .block_on(self.inner.acquire(template, timeout))?;
+        let sandbox = Sandbox {
+            inner: (*inner).clone(),
+            runtime: Arc::clone(&self.runtime),
+        };
+        Ok(PooledSandbox { inner, sandbox })
+    }
+
+    /// See [`crate::PoolManager::warm_up`].
+    ///
+    /// # Errors
+    ///
+    /// As the async method.
+    pub fn warm_up(&self, timeout: Duration) -> Result<()> {
+        self.runtime.block_on(self.inner.warm_up(timeout))
+    }
+
+    /// See [`crate::PoolManager::metrics`].
+    #[must_use]
+    pub fn metrics(&self) -> crate::Metrics {
+        self.inner.metrics()
+    }
+
+    /// See [`crate::PoolManager::sweep`].
+    ///
+    /// # Errors
+    ///
+    /// As the async method.
+    pub fn sweep(&self) -> Result<Vec<crate::Swept>> {
+        self.runtime.block_on(self.inner.sweep())
+    }
+
+    /// See [`crate::PoolManager::shutdown`].
+    ///
+    /// # Errors
+    ///
+    /// As the async method.
+    pub fn shutdown(&self) -> Result<()> {
+        self.runtime.block_on(self.inner.shutdown())
+    }
+
+    /// The async manager behind this one.
+    #[must_use]
+    pub fn as_async(&self) -> &crate::PoolManager {
+        &self.inner
+    }
+}
+
+impl PooledSandbox {
+    /// The sandbox, with blocking methods.
+    #[must_use]
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    /// Deletes the sandbox.
+    ///
+    /// # Errors
+    ///
+    /// The platform's error.
+    pub fn delete(self) -> Result<()> {
+        let PooledSandbox { inner, sandbox } = self;
+        sandbox.runtime.block_on(inner.delete())
+    }
+}
+
+/// Sweeps expired and orphaned sandboxes (see [`crate::sweep`]).
+///
+/// # Errors
+///
+/// As [`crate::sweep`].
+pub fn sweep(platform: &dyn Platform, options: &crate::SweepOptions) -> Result<Vec<crate::Swept>> {
+    runtime()?.block_on(crate::sweep(platform, options))
+}
+
+#[cfg(test)]
+mod pool_tests {
+    use super::*;
+
+    #[test]
+    fn a_blocking_pool_hands_out_warm_sandboxes() {
+        let platform: Arc<dyn Platform> =
+            Arc::new(crate::testing::PtyPlatform::new().expect("pty platform"));
+        let template =
+            crate::Template::new(appspec::ImageKind::Python, appspec::ComponentType::Worker);
+        let manager = PoolManager::build(
+            crate::PoolManager::builder()
+                .platform(Arc::clone(&platform))
+                .defaults(appspec::TemplateDefaults::default())
+                .sweep_interval(None)
+                .pool(template.clone(), crate::PoolConfig::new().min_ready(1)),
+        )
+        .unwrap();
+        manager.warm_up(Duration::from_secs(30)).unwrap();
+        let sandbox = manager.acquire(&template, Duration::from_secs(30)).unwrap();
+        assert_eq!(sandbox.sandbox().exec("echo hi").unwrap().stdout, b"hi\n");
+        sandbox.delete().unwrap();
+        manager.shutdown().unwrap();
+        let left = runtime().unwrap().block_on(platform.list_apps()).unwrap();
+        assert!(left.is_empty());
+    }
+}

@@ -143,6 +143,27 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
+    /// A pool has no sandbox to give: see [`PoolManager::acquire`](crate::PoolManager::acquire).
+    #[error("the `{template}` pool is exhausted: {reason}")]
+    PoolExhausted {
+        /// The pool's template.
+        template: String,
+        /// Why.
+        reason: String,
+    },
+    /// The pool manager is shutting down.
+    #[error("the pool manager is shutting down")]
+    PoolShutdown,
+    /// Shutting a pool manager down could not delete every sandbox it held; the first that
+    /// stayed is named (its expiry still deletes it).
+    #[error("shutdown could not delete sandbox `{app_id}`")]
+    ShutdownIncomplete {
+        /// The app left behind.
+        app_id: String,
+        /// Why its delete failed.
+        #[source]
+        source: Box<Error>,
+    },
     /// The app spec could not be built.
     #[error("invalid sandbox spec")]
     Spec(#[from] appspec::SpecError),

@@ -23,6 +23,11 @@
 //!   sandbox that does not become ready deleted again ([`SandboxBuilder::delete_on_failure`]).
 //! - [`Session`]: commands that keep `cd` and `export` from one call to the next.
 //! - [`with_sandbox`]: a sandbox deleted when the scope ends, on success, error or panic.
+//! - [`PoolManager`]: warm pools per [`Template`] ([`PoolConfig`]), so that
+//!   [`acquire`](PoolManager::acquire) hands out a ready sandbox in milliseconds, whose first
+//!   command is warm; [`SandboxBuilder::ttl`] and [`Sandbox::expires_at`]: expiry recorded on
+//!   the app; [`sweep`]: deletes expired and orphaned sandboxes (App Platform has no expiry of
+//!   its own). See `docs/pools.md`.
 //! - [`blocking`]: the same API without async.
 //! - [`Error`]: one error type, with [`Error::is_retryable`].
 //!
@@ -80,6 +85,11 @@
 
 pub use error::{Error, Result};
 pub use exec::{DEFAULT_DRAIN_GRACE, ExecEvent, ExecOutput, ExecRequest, ExecStream, ExitStatus};
+pub use expiry::{PoolOwner, SweepOptions, SweepReason, Swept, expires_at, pool_owner, sweep};
+pub use pool::{
+    Metrics, OnEmpty, PoolConfig, PoolManager, PoolManagerBuilder, PoolMetrics, PooledSandbox,
+    Template,
+};
 pub use process::{LaunchRequest, ProcessHandle, ProcessInfo, Signal};
 pub use provider::{Driver, Provider, ProviderBuilder, ProviderKind};
 pub use sandbox::{
@@ -94,6 +104,8 @@ mod channel;
 pub mod conformance;
 mod error;
 mod exec;
+mod expiry;
+mod pool;
 mod process;
 mod protocol;
 mod provider;

@@ -47,6 +47,7 @@ pub use platform::{INTERRUPTED, LocalPlatform, SUPERVISOR_DEAD};
 
 mod config;
 mod console;
+mod expiry;
 mod launch;
 mod limits;
 mod logs;

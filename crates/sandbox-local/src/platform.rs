@@ -172,6 +172,7 @@ fn create_blocking(
     };
     if let Err(e) = layout
         .write(&record)
+        .and_then(|()| crate::expiry::record(&dir, &record.spec))
         .and_then(|()| layout.claim_name(&record.name, &id))
     {
         let _ = launch::remove_dir(&dir);

@@ -141,12 +141,39 @@ pub async fn target_on_host_network(via: Via) -> Option<Target> {
     Some(reach(via, backend, state).await)
 }
 
+/// [`target`] whose emulator (for [`Via::Doctl`] and [`Via::Api`]) walks each deployment
+/// through its phases in `pace`, as App Platform takes its time: for tests of what waits for
+/// deployments (pools, readiness). [`Via::Local`] has no pace.
+///
+/// # Panics
+///
+/// As [`target`].
+pub async fn target_paced(via: Via, pace: Duration) -> Option<Target> {
+    let state = tempfile::tempdir().expect("temp dir");
+    let backend = local_platform(state.path())?;
+    Some(reach_paced(via, backend, state, pace).await)
+}
+
 /// `backend` reached `via`: directly, or through an emulator and a driver.
 async fn reach(via: Via, backend: LocalPlatform, state: tempfile::TempDir) -> Target {
+    reach_paced(via, backend, state, Duration::ZERO).await
+}
+
+async fn reach_paced(
+    via: Via,
+    backend: LocalPlatform,
+    state: tempfile::TempDir,
+    pace: Duration,
+) -> Target {
     let (platform, emulator): (Arc<dyn Platform>, _) = match via {
         Via::Local => (Arc::new(backend.clone()), None),
         Via::Doctl | Via::Api => {
-            let emulator = emulator_over(&backend).await;
+            let emulator = Emulator::builder()
+                .backend(Arc::new(backend.clone()))
+                .pace(pace)
+                .start()
+                .await
+                .expect("emulator");
             let token = emulator.token().to_owned();
             (driver(via, &emulator, &token), Some(emulator))
         }

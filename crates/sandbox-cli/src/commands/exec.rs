@@ -199,6 +199,10 @@ pub(crate) async fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit> {
                 region: spec.region.clone(),
                 url: None,
                 created_at: None,
+                expires_at: sandbox.expires_at().and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                }),
                 provider: ctx.provider.label().to_owned(),
             },
         })

@@ -6,8 +6,8 @@ use anyhow::{Context, Result};
 use sandbox_core::{Found, Sandbox};
 use serde::Serialize;
 
-use super::{Ctx, SandboxJson, age, create_sandbox, provider_note, since};
-use crate::args::{CreateArgs, DeleteArgs, InfoArgs, ListArgs};
+use super::{Ctx, SandboxJson, age, create_sandbox, expires_in, provider_note, since};
+use crate::args::{CreateArgs, DeleteArgs, ExtendArgs, GcArgs, InfoArgs, ListArgs};
 use crate::error::Exit;
 use crate::printer::table;
 use crate::settings::SpecSettings;
@@ -89,12 +89,15 @@ pub(crate) async fn list(ctx: &Ctx, args: ListArgs) -> Result<Exit> {
                 s.image.as_str().to_owned(),
                 s.region.clone().unwrap_or_else(|| "-".into()),
                 age(s.app.created_at),
+                expires_in(s.expires_at),
                 s.url.clone().unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
     ctx.printer.data(table(
-        &["NAME", "ID", "STATUS", "IMAGE", "REGION", "AGE", "URL"],
+        &[
+            "NAME", "ID", "STATUS", "IMAGE", "REGION", "AGE", "EXPIRES", "URL",
+        ],
         &rows,
     ));
     ctx.printer.info(format!(
@@ -269,4 +272,91 @@ pub(crate) async fn url(ctx: &Ctx, args: InfoArgs) -> Result<Exit> {
         }
         .into()),
     }
+}
+
+#[derive(Debug, Serialize)]
+struct SweptJson {
+    id: String,
+    name: String,
+    reason: String,
+    deleted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// `sandbox gc`: one sweep (see `sandbox_core::sweep`).
+pub(crate) async fn gc(ctx: &Ctx, args: GcArgs) -> Result<Exit> {
+    let start = Instant::now();
+    let swept = sandbox_core::sweep(
+        ctx.provider.platform().as_ref(),
+        &sandbox_core::SweepOptions::new().dry_run(args.dry_run),
+    )
+    .await
+    .context("cannot sweep sandboxes")?;
+    let failed = swept.iter().filter(|s| s.error.is_some()).count();
+    if args.json {
+        let json: Vec<SweptJson> = swept
+            .iter()
+            .map(|s| SweptJson {
+                id: s.id.clone(),
+                name: s.name.clone(),
+                reason: s.reason.to_string(),
+                deleted: s.deleted,
+                error: s.error.clone(),
+            })
+            .collect();
+        ctx.printer.json(&json)?;
+    } else {
+        for s in &swept {
+            match (&s.error, args.dry_run) {
+                (Some(e), _) => ctx
+                    .printer
+                    .warn(format!("could not delete {} ({}): {e}", s.name, s.id)),
+                (None, true) => ctx
+                    .printer
+                    .data(format!("would delete {} ({}): {}", s.name, s.id, s.reason)),
+                (None, false) => ctx
+                    .printer
+                    .data(format!("deleted {} ({}): {}", s.name, s.id, s.reason)),
+            }
+        }
+        let verb = if args.dry_run {
+            "Would delete"
+        } else {
+            "Deleted"
+        };
+        ctx.printer.info(format!(
+            "{verb} {} expired or orphaned sandbox(es) in {} ({}).",
+            swept.len() - failed,
+            since(start),
+            provider_note(ctx)
+        ));
+    }
+    Ok(if failed == 0 { Exit::Ok } else { Exit::Error })
+}
+
+/// `sandbox extend`: refused, with the reason. The expiry is recorded in the app's spec when
+/// it is created; App Platform redeploys an app whenever its spec changes, which would replace
+/// the sandbox's container and lose what runs in it, and App Platform has no other place
+/// (labels, tags) to keep it. The local provider follows App Platform's model.
+pub(crate) async fn extend(ctx: &Ctx, args: ExtendArgs) -> Result<Exit> {
+    let found = ctx.resolve(&args.name).await?;
+    let expiry = sandbox_core::expires_at(&found.app().spec);
+    let now = match expiry {
+        Some(at) => format!(
+            "it expires at {}",
+            at.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        ),
+        None => "it has no expiry".to_owned(),
+    };
+    Err(crate::error::CliError::Usage(format!(
+        "cannot extend sandbox `{}` by {}s ({now}): its expiry is written into the app's spec \
+         when it is created, and changing the spec of an App Platform app redeploys it, \
+         replacing the sandbox's container and everything in it\n\nhint: create a new sandbox \
+         with a longer `--ttl`",
+        found.name(),
+        args.duration.as_secs()
+    ))
+    .into())
 }

@@ -51,6 +51,8 @@ pub(crate) async fn dispatch(
         Command::Snapshot(command) => snapshot::snapshot(&ctx, command).await,
         Command::Hibernate(args) => snapshot::hibernate(&ctx, args).await,
         Command::Wake(args) => snapshot::wake(&ctx, args).await,
+        Command::Gc(args) => lifecycle::gc(&ctx, args).await,
+        Command::Extend(args) => lifecycle::extend(&ctx, args).await,
         Command::Emulator(_) => Ok(Exit::Usage),
     }
 }
@@ -77,6 +79,7 @@ pub(crate) struct SandboxJson {
     pub region: Option<String>,
     pub url: Option<String>,
     pub created_at: Option<String>,
+    pub expires_at: Option<String>,
     pub provider: String,
 }
 
@@ -110,8 +113,27 @@ impl SandboxJson {
                 t.format(&time::format_description::well_known::Rfc3339)
                     .ok()
             }),
+            expires_at: sandbox_core::expires_at(&app.spec).and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            }),
             provider: provider.to_owned(),
         }
+    }
+}
+
+/// How long until an expiry, in one short unit (`in 29m`), `expired`, or `-` without one.
+pub(crate) fn expires_in(at: Option<time::OffsetDateTime>) -> String {
+    let Some(at) = at else {
+        return "-".to_owned();
+    };
+    let secs = (at - time::OffsetDateTime::now_utc()).whole_seconds();
+    match secs {
+        ..=0 => "expired".to_owned(),
+        1..60 => format!("in {secs}s"),
+        60..3600 => format!("in {}m", secs / 60),
+        3600..86400 => format!("in {}h", secs / 3600),
+        _ => format!("in {}d", secs / 86400),
     }
 }
 
@@ -176,6 +198,9 @@ pub(crate) async fn create_sandbox(
     }
     if let Some(size) = &spec.instance_size {
         builder = builder.instance_size(size.clone());
+    }
+    if let Some(ttl) = spec.ttl {
+        builder = builder.ttl(ttl);
     }
     for (key, value) in &spec.env {
         builder = builder.env(key.clone(), value.clone());

@@ -550,3 +550,31 @@ fn interrupting_exec_kills_the_remote_command() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn ttl_shows_in_list_and_gc_and_extend_explain_themselves() {
+    let ctx = local_ctx!();
+    let created: serde_json::Value =
+        serde_json::from_str(&ctx.ok(["create", "--name", "brief", "--ttl", "2h", "--json"]))
+            .unwrap();
+    let expires = created["expires_at"]
+        .as_str()
+        .expect("expires_at")
+        .to_owned();
+    assert!(expires.ends_with('Z'), "{expires}");
+    let list: serde_json::Value = serde_json::from_str(&ctx.ok(["list", "--json"])).unwrap();
+    assert_eq!(list[0]["expires_at"].as_str(), Some(expires.as_str()));
+    let table = ctx.ok(["list"]);
+    assert!(table.lines().next().unwrap().contains("EXPIRES"), "{table}");
+    assert!(table.contains("in 1h"), "{table}");
+    // Nothing is expired yet: gc deletes nothing.
+    assert_eq!(ctx.ok(["gc", "--dry-run", "--json"]).trim(), "[]");
+    assert_eq!(ctx.ok(["gc", "--json"]).trim(), "[]");
+    // The expiry cannot move without a redeploy: a clear refusal.
+    let extend = ctx.run(["extend", "brief", "30m"]);
+    assert_eq!(extend.status.code(), Some(2), "{extend:?}");
+    let stderr = String::from_utf8_lossy(&extend.stderr);
+    assert!(stderr.contains("redeploys"), "{stderr}");
+    assert!(ctx.run(["create", "--ttl", "soon"]).status.code() == Some(2));
+    ctx.ok(["delete", "brief"]);
+}

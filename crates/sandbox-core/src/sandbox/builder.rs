@@ -48,6 +48,8 @@ pub struct SandboxBuilder {
     heartbeat_timeout: Duration,
     defaults: Option<TemplateDefaults>,
     platform: Option<Arc<dyn Platform>>,
+    ttl: Option<Duration>,
+    marker_attrs: Vec<(&'static str, String)>,
 }
 
 impl fmt::Debug for SandboxBuilder {
@@ -66,6 +68,7 @@ impl fmt::Debug for SandboxBuilder {
             .field("heartbeat_timeout", &self.heartbeat_timeout)
             .field("defaults", &self.defaults)
             .field("platform", &self.platform)
+            .field("ttl", &self.ttl)
             .finish()
     }
 }
@@ -86,6 +89,8 @@ impl Default for SandboxBuilder {
             heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
             defaults: None,
             platform: None,
+            ttl: None,
+            marker_attrs: Vec::new(),
         }
     }
 }
@@ -191,6 +196,22 @@ impl SandboxBuilder {
         self
     }
 
+    /// How long the sandbox may live: its expiry, `ttl` after [`create`](Self::create) is
+    /// called, is recorded on the app (see [`Sandbox::expires_at`]) so that any client finds
+    /// it. The local provider deletes an expired sandbox by itself; on App Platform, which has
+    /// no expiry of its own, [`sweep`](crate::sweep) (run by every
+    /// [`PoolManager`](crate::PoolManager) and by `sandbox gc`) deletes it. Default: none.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Adds an attribute to the sandbox marker (pool membership).
+    pub(crate) fn marker_attr(mut self, key: &'static str, value: String) -> Self {
+        self.marker_attrs.push((key, value));
+        self
+    }
+
     /// The platform to create the sandbox on (required).
     pub fn platform(mut self, platform: Arc<dyn Platform>) -> Self {
         self.platform = Some(platform);
@@ -220,7 +241,22 @@ impl SandboxBuilder {
         for (key, value) in &self.env {
             template = template.env(key, value);
         }
-        Ok(template.build()?)
+        let mut spec = template.build()?;
+        if let Some(ttl) = self.ttl {
+            if ttl.is_zero() {
+                return Err(Error::invalid(
+                    "ttl",
+                    "a sandbox's time to live is more than zero",
+                ));
+            }
+            let ttl =
+                time::Duration::try_from(ttl).map_err(|_| Error::invalid("ttl", "too long"))?;
+            crate::expiry::set_expiry(&mut spec, time::OffsetDateTime::now_utc() + ttl)?;
+        }
+        for (key, value) in &self.marker_attrs {
+            crate::expiry::set_marker_attr(&mut spec, key, value)?;
+        }
+        Ok(spec)
     }
 
     /// Creates the sandbox, and waits until it is ready unless told not to.

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use appspec::{ComponentType, ImageKind};
 use doctl_driver::{App, AppStatus, ConsoleTarget, Platform};
+use time::OffsetDateTime;
 use tracing::Instrument as _;
 
 use crate::channel::{Channel, ChannelOptions};
@@ -70,12 +71,13 @@ pub(crate) struct Inner {
     component: String,
     component_type: Option<ComponentType>,
     console: ConsoleSettings,
+    expires_at: Option<OffsetDateTime>,
     channel: tokio::sync::Mutex<Option<Arc<Channel>>>,
 }
 
 impl SandboxInfo {
     /// What a listed app is as a sandbox; `None` without the sandbox marker.
-    fn from_app(app: App) -> Option<SandboxInfo> {
+    pub(crate) fn from_app(app: App) -> Option<SandboxInfo> {
         let marker = appspec::sandbox_marker(&app.spec)?;
         Some(SandboxInfo {
             id: app.id.clone(),
@@ -85,6 +87,7 @@ impl SandboxInfo {
             status: app.status(),
             url: app.live_url.clone(),
             region: app.region.clone().or_else(|| app.spec.region.clone()),
+            expires_at: crate::expiry::expires_at(&app.spec),
             app,
         })
     }
@@ -119,12 +122,14 @@ pub struct SandboxInfo {
     pub url: Option<String>,
     /// Its region, when known.
     pub region: Option<String>,
+    /// When it expires, if it carries an expiry (see [`SandboxBuilder::ttl`]).
+    pub expires_at: Option<OffsetDateTime>,
     /// The app as the platform reported it.
     pub app: App,
 }
 
 impl Sandbox {
-    fn from_app(
+    pub(crate) fn from_app(
         platform: Arc<dyn Platform>,
         app: &App,
         component: String,
@@ -145,6 +150,7 @@ impl Sandbox {
                 component,
                 component_type,
                 console,
+                expires_at: crate::expiry::expires_at(&app.spec),
                 channel: tokio::sync::Mutex::new(None),
             }),
         }
@@ -242,6 +248,13 @@ impl Sandbox {
         &self.inner.component
     }
 
+    /// When this sandbox expires, as recorded on its app when it was created (see
+    /// [`SandboxBuilder::ttl`]); `None` when it carries no expiry.
+    #[must_use]
+    pub fn expires_at(&self) -> Option<OffsetDateTime> {
+        self.inner.expires_at
+    }
+
     /// The platform this sandbox lives on.
     #[must_use]
     pub fn platform(&self) -> &Arc<dyn Platform> {
@@ -301,7 +314,7 @@ impl Sandbox {
         drop(channel);
     }
 
-    async fn channel(&self) -> Result<Arc<Channel>> {
+    pub(crate) async fn channel(&self) -> Result<Arc<Channel>> {
         let mut slot = self.inner.channel.lock().await;
         if let Some(channel) = slot.as_ref() {
             if !channel.is_closed() {

@@ -5,9 +5,10 @@
 # then `pid PID` (the sandbox's PID 1 on the host) or `failed WHY`. Connects the sandbox's
 # network with pasta when given pasta's command line. Then, once a second, writes the
 # kernel's out-of-memory kills in the sandbox's cgroup into the run log (and run/oom-kills),
-# until the sandbox ends: its PID 1 is gone, or its state folder was removed without
-# `delete_app`. Then removes what runc made (container state, cgroups), stops pasta and, when
-# the folder is gone, the bundle and the uid range claim too.
+# until the sandbox ends: its PID 1 is gone, its state folder was removed without
+# `delete_app`, or its expiry passed (then it removes the folder and the name claim itself).
+# Then removes what runc made (container state, cgroups), stops pasta and, when the folder is
+# gone, the bundle and the uid range claim too.
 #
 # Arguments: state folder, bundle, container id, runc, runc's root, uid claim file, memory
 # limit (MiB, for messages), then pasta's command line, if any.
@@ -46,7 +47,15 @@ alive() {
 }
 exec 8<>"$S/run/init.fifo"
 kills=0
+# An expiry (Unix seconds, written at creation from the spec's marker) ends the sandbox with
+# no client running: see src/expiry.rs.
+expires= expired=
+read -r expires <"$S/expires" 2>/dev/null
 while alive && [ -e /proc/self/fd/7/state.json ]; do
+  if [ -n "$expires" ]; then
+    printf -v now '%(%s)T' -1
+    if [ "$now" -ge "$expires" ]; then expired=1; break; fi
+  fi
   read -r -t 1 -u 8 _
   count=0
   if [ -r "$oom_file" ]; then
@@ -62,6 +71,14 @@ while alive && [ -e /proc/self/fd/7/state.json ]; do
 done
 "$RUNC" --root "$ROOT" delete --force "$ID" >/dev/null 2>&1
 if [ -n "$pasta" ]; then kill "$pasta" 2>/dev/null; fi
+if [ -n "$expired" ]; then
+  names=${S%/*}
+  for claim in "${names%/*}"/names/*; do
+    if [ "$(cat "$claim" 2>/dev/null)" = "$ID" ]; then rm -f "$claim"; fi
+  done
+  chmod -R u+w "$S" 2>/dev/null
+  rm -rf "$S"
+fi
 if [ ! -e /proc/self/fd/7/state.json ]; then
   rm -rf "$B"
   if [ "$(cat "$CLAIM" 2>/dev/null)" = "$ID" ]; then rm -f "$CLAIM"; fi
