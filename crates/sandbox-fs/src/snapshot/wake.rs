@@ -1,6 +1,8 @@
 //! Hibernate and wake, and creating a sandbox from a snapshot.
 
-use sandbox_core::{Sandbox, SandboxBuilder};
+use std::time::Duration;
+
+use sandbox_core::{PoolManager, PooledSandbox, Sandbox, SandboxBuilder, Template};
 
 use super::{SandboxTemplateRecord, SnapshotOptions, Snapshots, now};
 use crate::error::{Error, Result};
@@ -78,6 +80,53 @@ impl Snapshots {
             .await
     }
 
+    /// A warm sandbox of `template` from `pool` with snapshot `id` restored into it: the
+    /// pool's acquire (a hit costs no deployment), then [`restore`](Self::restore). The chain
+    /// is checked before anything is taken; when the restore fails, the acquired sandbox is
+    /// deleted (it never goes back to the pool).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WakeFailed`], carrying the acquire's or the restore's error (and the app id
+    /// when deleting failed too).
+    #[tracing::instrument(name = "snapshot.acquire", skip_all, fields(id = %id, %template))]
+    pub async fn acquire_with_snapshot(
+        &self,
+        pool: &PoolManager,
+        template: &Template,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<PooledSandbox> {
+        let wrap = |source: Error, app_id: Option<String>| Error::WakeFailed {
+            id: id.to_owned(),
+            app_id,
+            source: Box::new(source),
+        };
+        self.chain(id).await.map_err(|e| wrap(e, None))?;
+        let sandbox = pool.acquire(template, timeout).await.map_err(|source| {
+            wrap(
+                Error::Sandbox {
+                    operation: "acquire".into(),
+                    source,
+                },
+                None,
+            )
+        })?;
+        match self.restore(&sandbox, id).await {
+            Ok(_) => Ok(sandbox),
+            Err(e) => {
+                let app_id = sandbox.id().to_owned();
+                match sandbox.delete().await {
+                    Ok(()) => Err(wrap(e, None)),
+                    Err(delete) => {
+                        tracing::warn!(%app_id, error = %delete, "could not delete the sandbox of a failed restore");
+                        Err(wrap(e, Some(app_id)))
+                    }
+                }
+            }
+        }
+    }
+
     /// The [`Hibernated`] record of a snapshot id (its template is in its metadata).
     ///
     /// # Errors
@@ -119,8 +168,7 @@ pub fn apply_template(
 /// Adds [`create_from_snapshot`](SnapshotBuilderExt::create_from_snapshot) to
 /// [`SandboxBuilder`].
 ///
-/// A sandbox from a pool takes the other way: acquire it, then [`Snapshots::restore`] into it
-/// (the pools' own `acquire` with a snapshot is a follow-up).
+/// A sandbox from a pool takes [`Snapshots::acquire_with_snapshot`] instead.
 pub trait SnapshotBuilderExt {
     /// Creates the sandbox, then restores snapshot `id` into it; when the restore fails the
     /// new sandbox is deleted again.

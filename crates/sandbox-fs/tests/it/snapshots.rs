@@ -342,6 +342,63 @@ async fn hibernate_then_wake_gives_the_files_back() {
     b.delete().await.expect("delete");
 }
 
+/// A pooled sandbox with a snapshot restored into it: the pool's warm sandbox, the files back
+/// byte for byte; an unknown id takes nothing from the pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acquire_with_snapshot_restores_into_a_pooled_sandbox() {
+    use sandbox_core::{PoolConfig, PoolManager, Template};
+    const WAIT: Duration = Duration::from_secs(120);
+    let target = target!(Via::Local);
+    let a = &target.sandbox;
+    populate(a).await;
+    let before = state(a).await;
+    let dir = tempfile::tempdir().expect("store");
+    let snapshots = snapshots_in(&dir);
+    let meta = snapshots
+        .create(a, &SnapshotOptions::default())
+        .await
+        .expect("snapshot");
+    let python = Template::new(ImageKind::Python, ComponentType::Worker);
+    let manager = PoolManager::builder()
+        .platform(Arc::clone(a.platform()))
+        .defaults(TemplateDefaults::default())
+        .sweep_interval(None)
+        .pool(python.clone(), PoolConfig::new().min_ready(1).max_ready(1))
+        .build()
+        .expect("manager");
+    manager.warm_up(WAIT).await.expect("warm up");
+
+    let err = snapshots
+        .acquire_with_snapshot(&manager, &python, "no-such-snapshot", WAIT)
+        .await
+        .expect_err("an unknown id");
+    assert!(matches!(err, Error::WakeFailed { .. }), "{err}");
+    assert_eq!(manager.metrics().pools[0].acquires, 0, "nothing was taken");
+
+    let b = snapshots
+        .acquire_with_snapshot(&manager, &python, &meta.id, WAIT)
+        .await
+        .expect("acquire with snapshot");
+    assert_ne!(b.id(), a.id());
+    assert_eq!(manager.metrics().pools[0].hits, 1);
+    assert_eq!(state(&b).await, before);
+    b.delete().await.expect("delete");
+    manager.shutdown().await.expect("shutdown");
+    let left: Vec<String> = a
+        .platform()
+        .list_apps()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|app| app.id)
+        .collect();
+    assert_eq!(
+        left,
+        [a.id().to_owned()],
+        "only the test's own sandbox is left"
+    );
+}
+
 /// A store that fails every write of one object name.
 #[derive(Debug)]
 struct Failing {
