@@ -311,9 +311,11 @@ async fn acquires_raise_the_target_and_idle_pools_scale_back_to_min_ready() {
     let sandbox = manager.acquire(&python(), WAIT).await.unwrap();
     assert_eq!(pool_of(&manager.metrics()).hits, 0);
     sandbox.delete().await.unwrap();
-    // While acquires come, the pool keeps one ready (rate x create time, plus one)...
+    // While acquires come, the pool makes one to keep ready (rate x create time, plus one;
+    // counted by its creation, since with a short idle delay a loaded machine may already
+    // have scaled it back when the metrics are read)...
     manager
-        .wait_until(WAIT, |m| pool_of(m).ready == 1)
+        .wait_until(WAIT, |m| pool_of(m).creates >= 2)
         .await
         .unwrap();
     // ...and once idle, it goes back to min_ready.
