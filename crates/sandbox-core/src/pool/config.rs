@@ -111,7 +111,8 @@ pub enum OnEmpty {
 /// steady rate of acquires `acquire rate x create time` of them are being created at any
 /// moment, so `min_ready = rate x create time + the headroom to keep ready`. While acquires
 /// come, the pool raises its target to what the rate it sees needs (up to `max_ready`); after
-/// `idle_delay` without an acquire it deletes ready sandboxes down to `min_ready`.
+/// `idle_delay` with no acquire started or served it deletes ready sandboxes down to
+/// `min_ready`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 #[must_use]
@@ -122,7 +123,8 @@ pub struct PoolConfig {
     pub max_ready: usize,
     /// A ready sandbox older than this is deleted and replaced (default 30 min).
     pub max_age: Duration,
-    /// How long without an acquire before extra ready sandboxes go (default 60 s).
+    /// How long with no acquire started or served before extra ready sandboxes go (default
+    /// 60 s).
     pub idle_delay: Duration,
     /// What an acquire on an empty pool does (default [`OnEmpty::Create`]).
     pub on_empty: OnEmpty,

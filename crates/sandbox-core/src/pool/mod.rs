@@ -444,6 +444,7 @@ impl PoolState {
         self.ready.len() + self.creating + self.in_use
     }
 
+    /// No acquire has started or been served for `idle_delay`.
     fn idle(&self, now: Instant) -> bool {
         self.last_acquire
             .is_none_or(|t| now - t >= self.config.idle_delay)
@@ -711,6 +712,10 @@ impl PoolManager {
                         continue;
                     }
                     pool.in_use += 1;
+                    // Serving an acquire is activity too: a miss that waited a whole
+                    // creation must not find its pool already idle, or the pool would
+                    // never raise its target for the acquires that follow.
+                    pool.last_acquire = Some(now);
                     if !waiting.registered {
                         pool.counters.hits += 1;
                     }
