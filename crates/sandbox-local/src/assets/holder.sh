@@ -27,10 +27,20 @@ if ! "$RUNC" --root "$ROOT" run --detach --bundle "$B" --pid-file "$S/run/init.p
 fi
 read -r pid <"$S/run/init.pid"
 echo "pid $pid" >&9
-exec 9>&-
+exec 9>&- 8<>"$S/run/init.fifo"
+# `runc run --detach` may return while runc's init is still turning into the sandbox's PID 1;
+# until its execve the process is not dumpable, and pasta (which keeps no CAP_SYS_PTRACE)
+# could not open its namespace. Wait for the execve, at most 10 s.
+for _ in {1..1000}; do
+  read -r comm <"/proc/$pid/comm" 2>/dev/null || break
+  case $comm in
+    runc:*) read -r -t 0.01 -u 8 _ ;;
+    *) break ;;
+  esac
+done
 pasta=
 if [ "$#" -gt 0 ]; then
-  "$@" --netns "/proc/$pid/ns/net" </dev/null 7<&- &
+  "$@" --netns "/proc/$pid/ns/net" </dev/null 7<&- 8<&- &
   pasta=$!
 fi
 
@@ -45,7 +55,6 @@ alive() {
   local state
   read -r _ _ state _ <"/proc/$pid/stat" 2>/dev/null && [ "$state" != Z ] && [ "$state" != X ]
 }
-exec 8<>"$S/run/init.fifo"
 kills=0
 # An expiry (Unix seconds, written at creation from the spec's marker) ends the sandbox with
 # no client running: see src/expiry.rs.
