@@ -5,7 +5,9 @@
 //! `api_requests_per_min_max`, ...) to the path given (default `bench_pool.json`).
 //!
 //! The emulator's backend is `PtyPlatform` (bash on local pseudo-terminals, sandbox-core's
-//! `test-util`), so the machine is not loaded with dozens of isolated sandboxes; the REST API,
+//! `test-util`), so the machine is not loaded with dozens of isolated sandboxes, or, with
+//! `BENCH_POOL_BACKEND=local`, the local provider (runc sandboxes with loopback-only
+//! networks, in a temporary state folder), as `sandbox emulator` serves them. The REST API,
 //! the deployment pace and the exec WebSocket are the emulator's, reached with `DoApi`.
 //!
 //! ```text
@@ -50,9 +52,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "bench_pool.json".to_owned());
     let steady = Duration::from_secs(env_secs("BENCH_POOL_SECS", 180));
     let pace = Duration::from_secs(env_secs("BENCH_POOL_PACE_SECS", 30));
-    let backend = sandbox_core::testing::PtyPlatform::new()?;
+    let state = tempfile::tempdir()?;
+    let backend_name = std::env::var("BENCH_POOL_BACKEND").unwrap_or_else(|_| "pty".to_owned());
+    let backend: Arc<dyn Platform> = match backend_name.as_str() {
+        "local" => Arc::new(sandbox_local::LocalPlatform::new(
+            sandbox_local::LocalConfig::new(state.path())
+                .with_network(sandbox_local::NetworkMode::Loopback),
+        )?),
+        "pty" => Arc::new(sandbox_core::testing::PtyPlatform::new()?),
+        other => return Err(format!("BENCH_POOL_BACKEND `{other}`: use `pty` or `local`").into()),
+    };
     let emulator = Emulator::builder()
-        .backend(Arc::new(backend))
+        .backend(backend)
         .pace(pace)
         .start()
         .await?;
@@ -166,6 +177,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let hit_p50 = percentile(&mut acquire.clone(), 0.5);
     let json = serde_json::json!({
+        "backend": backend_name,
         "pace_s": pace.as_secs(),
         "steady_s": steady.as_secs(),
         "acquires": acquire.len(),
