@@ -131,6 +131,8 @@ pub enum Command {
     /// Read, write and list files in a sandbox.
     #[command(subcommand)]
     Files(FilesCommand),
+    /// Copy files and folders between this machine and a sandbox (`NAME:PATH`), as `cp` does.
+    Cp(CpArgs),
     /// List the processes running in a sandbox.
     Ps(PsArgs),
     /// Start a background process in a sandbox and print its pid.
@@ -156,6 +158,20 @@ pub enum Command {
     Wake(crate::commands::snapshot::WakeArgs),
     /// Serve the App Platform API on localhost over local sandboxes.
     Emulator(EmulatorArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+}
+
+/// `sandbox completions`.
+#[derive(Debug, Args)]
+#[command(after_long_help = "Examples:\n  \
+                       sandbox completions bash > /etc/bash_completion.d/sandbox\n  \
+                       sandbox completions zsh > \"${fpath[1]}/_sandbox\"\n  \
+                       sandbox completions fish > ~/.config/fish/completions/sandbox.fish")]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 /// `sandbox gc`.
@@ -220,9 +236,9 @@ pub struct SpecArgs {
     /// An environment variable of the sandbox (repeatable; `run` also gives it to the command).
     #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub env: Vec<(String, String)>,
-    /// How long to wait for the sandbox to be ready, in seconds (default 600).
-    #[arg(long = "ready-timeout", value_name = "SECS")]
-    pub ready_timeout: Option<u64>,
+    /// How long to wait for the sandbox to be ready (`600`, `10m`; default 10m).
+    #[arg(long = "ready-timeout", value_name = "DURATION", value_parser = parse_duration)]
+    pub ready_timeout: Option<std::time::Duration>,
     /// Delete the sandbox after this long (`90s`, `30m`, `2h`, `1d`, or combined: `1h30m`).
     /// Recorded on the app; see `sandbox gc`.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -231,7 +247,15 @@ pub struct SpecArgs {
 
 /// `sandbox create`.
 #[derive(Debug, Args)]
+#[command(after_long_help = "Examples:\n  \
+                       sandbox create demo\n  \
+                       sandbox create demo --image node --ttl 2h\n  \
+                       sandbox create web --component-type service -e MODE=dev\n  \
+                       sandbox create --from-snapshot snap-1a2b3c --json")]
 pub struct CreateArgs {
+    /// The sandbox's name (default `sandbox-<8 hex>`); the same as `--name`.
+    #[arg(value_name = "NAME", id = "name_arg", conflicts_with = "name")]
+    pub name_arg: Option<String>,
     /// What to create.
     #[command(flatten)]
     pub spec: SpecArgs,
@@ -257,19 +281,31 @@ pub struct ListArgs {
 /// `sandbox exec`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "One argument after `--` is a shell command line (`sh -c`); several are a \
-                  program and its arguments, run without a shell."
+    override_usage = "sandbox exec [OPTIONS] <NAME|--id ID> [--] <CMD>...",
+    after_help = "One CMD argument is a shell command line (`sh -c`); several are a program and \
+                  its arguments, run without a shell. Options go before CMD: everything from \
+                  CMD on belongs to the command.",
+    after_long_help = "One CMD argument is a shell command line (`sh -c`); several are a program \
+                       and its arguments, run without a shell. Options go before CMD: everything \
+                       from CMD on belongs to the command.\n\n\
+                       Examples:\n  \
+                       sandbox exec demo python3 -c 'print(6*7)'\n  \
+                       sandbox exec demo 'ls -la | head -3'\n  \
+                       sandbox exec demo --timeout 30s --cwd /tmp -- make test\n  \
+                       sandbox exec demo --json -- cat data.bin | jq -r .stdout_base64\n  \
+                       echo hi | sandbox exec demo --stdin -- wc -c\n  \
+                       sandbox exec --id 6c0e... -- ps aux"
 )]
 pub struct ExecArgs {
-    /// Which sandbox.
+    /// Which sandbox, and the command.
     #[command(flatten)]
-    pub target: TargetArgs,
+    pub target: TargetedCommand,
     /// An environment variable of the command (repeatable).
     #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub env: Vec<(String, String)>,
     /// How the command runs.
     #[command(flatten)]
-    pub command: CommandArgs,
+    pub command: CommandOptions,
     /// Send this tool's standard input to the command (read to its end first).
     #[arg(long)]
     pub stdin: bool,
@@ -278,18 +314,65 @@ pub struct ExecArgs {
     pub json: bool,
 }
 
-/// The command to run and how.
+/// A sandbox given by name (or `--id`), then a command: `NAME CMD...` or `--id ID CMD...`,
+/// with or without `--` before the command.
 #[derive(Debug, Clone, Args)]
-pub struct CommandArgs {
-    /// Kill the command after this many seconds (exit code 5).
-    #[arg(long, value_name = "SECS")]
-    pub timeout: Option<f64>,
+pub struct TargetedCommand {
+    /// The sandbox's name (or a unique prefix of its id); left out with `--id`.
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+    /// The app id: skips the name lookup, and works on any app, not only sandboxes.
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+    /// The component to attach to (default: `sandbox`, else the app's first component).
+    #[arg(long, value_name = "COMPONENT")]
+    pub component: Option<String>,
+    /// The command and its arguments.
+    #[arg(
+        value_name = "CMD",
+        num_args = 0..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub argv: Vec<String>,
+}
+
+impl TargetedCommand {
+    /// Which sandbox, and the command's words. With `--id`, what clap read as the name is
+    /// the command's first word.
+    pub fn split(&self, usage: &str) -> Result<(TargetArgs, Vec<String>), String> {
+        let mut argv = self.argv.clone();
+        let mut name = self.name.clone();
+        if self.id.is_some()
+            && let Some(first) = name.take()
+        {
+            argv.insert(0, first);
+        }
+        if name.is_none() && self.id.is_none() {
+            return Err(format!("which sandbox? usage: {usage}"));
+        }
+        if argv.is_empty() {
+            return Err(format!("no command given; usage: {usage}"));
+        }
+        let target = TargetArgs {
+            name,
+            id: self.id.clone(),
+            component: self.component.clone(),
+        };
+        Ok((target, argv))
+    }
+}
+
+/// How a command runs.
+#[derive(Debug, Clone, Args)]
+pub struct CommandOptions {
+    /// Kill the command after this long (`30`, `90s`, `10m`, `1h`; exit code 5). `0`, the
+    /// default, is no limit.
+    #[arg(long, value_name = "DURATION", value_parser = parse_limit)]
+    pub timeout: Option<Limit>,
     /// The command's working directory (default the sandbox's `/home/sandbox/app`).
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<String>,
-    /// The command.
-    #[arg(last = true, required = true, value_name = "CMD")]
-    pub argv: Vec<String>,
 }
 
 /// `sandbox delete`.
@@ -315,8 +398,15 @@ pub struct DeleteArgs {
 /// `sandbox run`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "One argument after `--` is a shell command line (`sh -c`); several are a \
-                  program and its arguments, run without a shell."
+    after_help = "One CMD argument is a shell command line (`sh -c`); several are a program and \
+                  its arguments, run without a shell. Options go before CMD.",
+    after_long_help = "One CMD argument is a shell command line (`sh -c`); several are a program \
+                       and its arguments, run without a shell. Options go before CMD.\n\n\
+                       Examples:\n  \
+                       sandbox run python3 -c 'print(6*7)'\n  \
+                       sandbox run --image node -- node -e 'console.log(6*7)'\n  \
+                       sandbox run --keep --name demo 'pip install requests'\n  \
+                       sandbox run --json --timeout 2m -- python3 job.py"
 )]
 pub struct RunArgs {
     /// What to create.
@@ -327,13 +417,22 @@ pub struct RunArgs {
     pub keep: bool,
     /// How the command runs.
     #[command(flatten)]
-    pub command: CommandArgs,
+    pub command: CommandOptions,
     /// Send this tool's standard input to the command (read to its end first).
     #[arg(long)]
     pub stdin: bool,
     /// Print the result as JSON (sandbox, stdout, stderr, exit code).
     #[arg(long)]
     pub json: bool,
+    /// The command and its arguments.
+    #[arg(
+        value_name = "CMD",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub argv: Vec<String>,
 }
 
 /// `sandbox files ...`.
@@ -351,13 +450,13 @@ pub enum FilesCommand {
     /// Copy a local file or folder into the sandbox.
     #[command(
         override_usage = "sandbox files upload [OPTIONS] <NAME|--id ID> <LOCAL> <REMOTE>",
-        after_help = "A folder travels as one tar stream: symlinks in it are sent as symlinks and nothing they point to is read, unless --follow-symlinks."
+        after_help = "As with cp: into an existing REMOTE folder (or one ending with `/`) the upload goes under its own name; `LOCAL/.` is a folder's content; LOCAL `-` is standard input. A folder travels as one tar stream: symlinks in it are sent as symlinks and nothing they point to is read, unless --follow-symlinks."
     )]
     Upload(UploadArgs),
     /// Copy a file or folder from the sandbox to this machine.
     #[command(
         override_usage = "sandbox files download [OPTIONS] <NAME|--id ID> <REMOTE> <LOCAL>",
-        after_help = "A folder arrives through a checked temporary folder beside LOCAL: no setuid, setgid or sticky bits, no group or other write, no member outside LOCAL; symlinks pointing outside it, device nodes and FIFOs are left out with a warning. LOCAL must be missing or empty unless --merge or --replace."
+        after_help = "As with cp: into an existing LOCAL folder (or one ending with `/`) the download goes under its own name; `REMOTE/.` is a folder's content; LOCAL `-` is standard output (files). A folder arrives through a checked temporary folder: no setuid, setgid or sticky bits, no group or other write, no member outside its destination; symlinks pointing outside it, device nodes and FIFOs are left out with a warning. A folder already at the destination needs --merge or --replace."
     )]
     Download(DownloadArgs),
     /// Remove a file (or a folder with `-r`).
@@ -366,6 +465,48 @@ pub enum FilesCommand {
     /// Create a folder and its parents.
     #[command(override_usage = "sandbox files mkdir [OPTIONS] <NAME|--id ID> <PATH>")]
     Mkdir(FileArgs),
+}
+
+/// `sandbox cp`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "One side is `NAME:PATH` in a sandbox (`NAME:` is its working folder), the \
+                  other a local path or `-`.",
+    after_long_help = "One side is `NAME:PATH` in a sandbox (`NAME:` is its working folder), the \
+                       other a local path (write `./a:b` for a local name with a colon).\n\n\
+                       As with cp: a destination that is a folder, or ends with `/`, receives \
+                       the source under its own name; otherwise the destination is the new \
+                       name. `SRC/.` is a folder's content. `-` is standard input or output \
+                       (files only). Folders need -r.\n\n\
+                       Examples:\n  \
+                       sandbox cp ./a.txt demo:/home/sandbox/app/\n  \
+                       sandbox cp -r ./src demo:app/src\n  \
+                       sandbox cp -r demo:/home/sandbox/app ./out\n  \
+                       sandbox cp demo:report.csv - | head\n  \
+                       echo hello | sandbox cp - demo:/tmp/hello.txt"
+)]
+pub struct CpArgs {
+    /// Copy folders with everything in them.
+    #[arg(short = 'r', short_alias = 'R', long)]
+    pub recursive: bool,
+    /// Upload what symlinks in a folder point to, even outside it, instead of the links.
+    #[arg(long, short = 'L')]
+    pub follow_symlinks: bool,
+    /// Merge a downloaded folder into one already at the destination.
+    #[arg(long, conflicts_with = "replace")]
+    pub merge: bool,
+    /// Replace a folder already at the destination of a downloaded folder.
+    #[arg(long)]
+    pub replace: bool,
+    /// The component to attach to.
+    #[arg(long, value_name = "COMPONENT")]
+    pub component: Option<String>,
+    /// What to copy: a local path, `-`, or `NAME:PATH`.
+    #[arg(value_name = "SRC", allow_hyphen_values = true)]
+    pub source: String,
+    /// Where to: a local path, `-`, or `NAME:PATH`.
+    #[arg(value_name = "DEST", allow_hyphen_values = true)]
+    pub dest: String,
 }
 
 /// A sandbox given by name or `--id`, then positional arguments.
@@ -385,9 +526,23 @@ pub struct FileArgs {
     /// Which sandbox, when given by id.
     #[command(flatten)]
     pub target: PositionalTarget,
-    /// The sandbox's name (unless `--id`), then the path.
-    #[arg(value_name = "ARGS", num_args = 1..=2, required = true)]
-    pub args: Vec<String>,
+    /// The sandbox's name (left out with `--id`).
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+    /// The path in the sandbox.
+    #[arg(value_name = "PATH", allow_hyphen_values = true)]
+    pub path: Option<String>,
+}
+
+impl FileArgs {
+    /// The positional words as given (a name first unless `--id`).
+    pub fn words(&self) -> Vec<String> {
+        [&self.name, &self.path]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
 }
 
 /// `sandbox files write`.
@@ -402,9 +557,23 @@ pub struct WriteArgs {
     /// Write this local file's bytes instead of standard input.
     #[arg(long, value_name = "FILE")]
     pub from: Option<PathBuf>,
-    /// The sandbox's name (unless `--id`), then the path.
-    #[arg(value_name = "ARGS", num_args = 1..=2, required = true)]
-    pub args: Vec<String>,
+    /// The sandbox's name (left out with `--id`).
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+    /// The file to write, in the sandbox.
+    #[arg(value_name = "PATH", allow_hyphen_values = true)]
+    pub path: Option<String>,
+}
+
+impl WriteArgs {
+    /// The positional words as given (a name first unless `--id`).
+    pub fn words(&self) -> Vec<String> {
+        [&self.name, &self.path]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
 }
 
 /// `sandbox files ls`.
@@ -416,9 +585,23 @@ pub struct LsArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
-    /// The sandbox's name (unless `--id`), then the folder (default the working directory).
-    #[arg(value_name = "ARGS", num_args = 0..=2)]
-    pub args: Vec<String>,
+    /// The sandbox's name (left out with `--id`).
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+    /// The folder (default the working directory).
+    #[arg(value_name = "PATH", allow_hyphen_values = true)]
+    pub path: Option<String>,
+}
+
+impl LsArgs {
+    /// The positional words as given (a name first unless `--id`).
+    pub fn words(&self) -> Vec<String> {
+        [&self.name, &self.path]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
 }
 
 /// `sandbox files upload`.
@@ -430,9 +613,26 @@ pub struct UploadArgs {
     /// Upload what symlinks in a folder point to, even outside it, instead of the links.
     #[arg(long, short = 'L')]
     pub follow_symlinks: bool,
-    /// The sandbox's name (unless `--id`), then the source and the destination.
-    #[arg(value_name = "ARGS", num_args = 2..=3, required = true)]
-    pub args: Vec<String>,
+    /// The sandbox's name (left out with `--id`).
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+    /// The local file or folder (`-`: standard input).
+    #[arg(value_name = "LOCAL", allow_hyphen_values = true)]
+    pub local: Option<String>,
+    /// Where it goes in the sandbox.
+    #[arg(value_name = "REMOTE", allow_hyphen_values = true)]
+    pub remote: Option<String>,
+}
+
+impl UploadArgs {
+    /// The positional words as given (a name first unless `--id`).
+    pub fn words(&self) -> Vec<String> {
+        [&self.name, &self.local, &self.remote]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
 }
 
 /// `sandbox files download`.
@@ -441,15 +641,33 @@ pub struct DownloadArgs {
     /// Which sandbox, when given by id.
     #[command(flatten)]
     pub target: PositionalTarget,
-    /// Merge a folder into an existing LOCAL folder: new names are added, files of the same name replaced.
+    /// Merge into a folder already at the destination: new names are added, files of the same
+    /// name replaced.
     #[arg(long, conflicts_with = "replace")]
     pub merge: bool,
-    /// Replace an existing LOCAL folder as a whole.
+    /// Replace a folder already at the destination as a whole.
     #[arg(long)]
     pub replace: bool,
-    /// The sandbox's name (unless `--id`), then the source and the destination.
-    #[arg(value_name = "ARGS", num_args = 2..=3, required = true)]
-    pub args: Vec<String>,
+    /// The sandbox's name (left out with `--id`).
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+    /// The file or folder in the sandbox.
+    #[arg(value_name = "REMOTE", allow_hyphen_values = true)]
+    pub remote: Option<String>,
+    /// Where it goes on this machine (`-`: standard output).
+    #[arg(value_name = "LOCAL", allow_hyphen_values = true)]
+    pub local: Option<String>,
+}
+
+impl DownloadArgs {
+    /// The positional words as given (a name first unless `--id`).
+    pub fn words(&self) -> Vec<String> {
+        [&self.name, &self.remote, &self.local]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
 }
 
 /// `sandbox files rm`.
@@ -461,9 +679,23 @@ pub struct RmArgs {
     /// Remove folders and their contents.
     #[arg(long, short)]
     pub recursive: bool,
-    /// The sandbox's name (unless `--id`), then the path.
-    #[arg(value_name = "ARGS", num_args = 1..=2, required = true)]
-    pub args: Vec<String>,
+    /// The sandbox's name (left out with `--id`).
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+    /// The path in the sandbox.
+    #[arg(value_name = "PATH", allow_hyphen_values = true)]
+    pub path: Option<String>,
+}
+
+impl RmArgs {
+    /// The positional words as given (a name first unless `--id`).
+    pub fn words(&self) -> Vec<String> {
+        [&self.name, &self.path]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
 }
 
 /// `sandbox ps`.
@@ -482,10 +714,20 @@ pub struct PsArgs {
 
 /// `sandbox launch`.
 #[derive(Debug, Args)]
+#[command(
+    override_usage = "sandbox launch [OPTIONS] <NAME|--id ID> [--] <CMD>...",
+    after_long_help = "The command is a shell command line; several CMD arguments are joined \
+                       by spaces. It keeps running after this tool exits; its output is kept \
+                       in the sandbox.\n\n\
+                       Examples:\n  \
+                       sandbox launch demo python3 -m http.server 8080\n  \
+                       sandbox logs demo --pid 42 --follow\n  \
+                       sandbox kill demo 42"
+)]
 pub struct LaunchArgs {
-    /// Which sandbox.
+    /// Which sandbox, and the command.
     #[command(flatten)]
-    pub target: TargetArgs,
+    pub target: TargetedCommand,
     /// An environment variable of the process (repeatable).
     #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub env: Vec<(String, String)>,
@@ -495,9 +737,6 @@ pub struct LaunchArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
-    /// The command (a shell command line; several arguments are joined by spaces).
-    #[arg(last = true, required = true, value_name = "CMD")]
-    pub argv: Vec<String>,
 }
 
 /// `sandbox kill`.
@@ -516,13 +755,32 @@ pub struct KillArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
-    /// The sandbox's name (unless `--id`), then the pid (unless `--all`).
-    #[arg(value_name = "ARGS", num_args = 1..=2, required_unless_present = "id")]
-    pub args: Vec<String>,
+    /// The sandbox's name (left out with `--id`).
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+    /// The pid (unless `--all`).
+    #[arg(value_name = "PID", allow_hyphen_values = true)]
+    pub pid: Option<String>,
+}
+
+impl KillArgs {
+    /// The positional words as given (a name first unless `--id`).
+    pub fn words(&self) -> Vec<String> {
+        [&self.name, &self.pid]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
 }
 
 /// `sandbox logs`.
 #[derive(Debug, Args)]
+#[command(after_long_help = "Examples:\n  \
+                       sandbox logs demo --tail 50\n  \
+                       sandbox logs demo --follow\n  \
+                       sandbox logs demo --type deploy\n  \
+                       sandbox logs demo --pid 42 --follow")]
 pub struct LogsArgs {
     /// Which sandbox.
     #[command(flatten)]
@@ -536,8 +794,9 @@ pub struct LogsArgs {
     /// Only the last N lines.
     #[arg(long, value_name = "N")]
     pub tail: Option<u32>,
-    /// The output of a process started with `sandbox launch` instead.
-    #[arg(long, value_name = "PID", conflicts_with_all = ["follow", "kind"])]
+    /// The output of a process started with `sandbox launch` instead (with `--follow`:
+    /// until it ends).
+    #[arg(long, value_name = "PID", conflicts_with = "kind")]
     pub pid: Option<u32>,
     /// Print JSON lines (`{"line": ...}` each), or `{"pid", "output"}` with `--pid`.
     #[arg(long)]
@@ -557,6 +816,11 @@ pub struct InfoArgs {
 
 /// `sandbox emulator`.
 #[derive(Debug, Args)]
+#[command(after_long_help = "Examples:\n  \
+                       sandbox emulator --port 0 --json\n  \
+                       sandbox emulator --pace 30 --token secret\n  \
+                       DIGITALOCEAN_TOKEN=secret sandbox --provider digitalocean \\\n      \
+                       --api-url http://127.0.0.1:8080 run python3 -V")]
 pub struct EmulatorArgs {
     /// The port to listen on (0 picks a free one; the URL is printed).
     #[arg(long, default_value_t = 8080)]
@@ -575,18 +839,66 @@ pub struct EmulatorArgs {
     /// Seconds a deployment takes to walk from PENDING_BUILD to ACTIVE (0: at once).
     #[arg(long, default_value_t = 3.0, value_name = "SECS")]
     pub pace: f64,
+    /// Where the emulator keeps its sandboxes (default
+    /// `$XDG_DATA_HOME/do-app-sandbox/emulator`): never the local provider's folder, so
+    /// `sandbox list` and `delete --all` on the local provider do not see them
+    /// [env: SANDBOX_EMULATOR_DIR]
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Print the URL and token as JSON.
     #[arg(long)]
     pub json: bool,
 }
 
-/// Parses `KEY=VALUE`.
-/// A duration as `90s`, `30m`, `2h`, `1d`, or several of them run together (`1h30m`).
+/// The longest duration accepted anywhere (about 31 years): past it, a number is a typo.
+const MAX_DURATION_SECS: f64 = 1e9;
+
+/// A duration: a bare number of seconds (`90`, `1.5`), or whole numbers with units `s`, `m`,
+/// `h`, `d`, run together as in `1h30m`. Zero is refused.
 pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let bad = || format!("`{text}` is not a duration such as `90s`, `30m`, `2h` or `1h30m`");
+    match parse_span(text)? {
+        d if d.is_zero() => Err(format!("`{text}`: the duration must be more than zero")),
+        d => Ok(d),
+    }
+}
+
+/// A time limit: a duration as [`parse_duration`] reads it, or `0` for no limit.
+pub(crate) fn parse_limit(text: &str) -> Result<Limit, String> {
+    let span = parse_span(text)?;
+    Ok(Limit((!span.is_zero()).then_some(span)))
+}
+
+/// A time limit of a command: `None` is no limit (`--timeout 0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit(pub Option<std::time::Duration>);
+
+fn parse_span(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let bad = || {
+        format!(
+            "`{text}` is not a duration: write seconds (`90`, `1.5`) or whole numbers with \
+             units s, m, h, d (`90s`, `30m`, `2h`, `1h30m`)"
+        )
+    };
+    let too_long = || {
+        format!("`{text}` is longer than the largest duration accepted ({MAX_DURATION_SECS:e} s)")
+    };
+    if text.is_empty() {
+        return Err(bad());
+    }
+    if text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        let secs: f64 = text.parse().map_err(|_| bad())?;
+        if !secs.is_finite() {
+            return Err(bad());
+        }
+        if secs > MAX_DURATION_SECS {
+            return Err(too_long());
+        }
+        return Ok(std::time::Duration::from_secs_f64(secs));
+    }
     let mut total: u64 = 0;
     let mut digits = String::new();
-    for c in text.trim().chars() {
+    for c in text.chars() {
         if c.is_ascii_digit() {
             digits.push(c);
             continue;
@@ -598,19 +910,26 @@ pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> 
             'd' => 86400,
             _ => return Err(bad()),
         };
-        let n: u64 = digits.parse().map_err(|_| bad())?;
+        if digits.is_empty() {
+            return Err(bad());
+        }
+        let n: u64 = digits.parse().map_err(|_| too_long())?;
         digits.clear();
         total = n
             .checked_mul(unit)
             .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
+            .ok_or_else(too_long)?;
     }
-    if !digits.is_empty() || total == 0 {
+    if !digits.is_empty() {
         return Err(bad());
+    }
+    if total as f64 > MAX_DURATION_SECS {
+        return Err(too_long());
     }
     Ok(std::time::Duration::from_secs(total))
 }
 
+/// Parses `KEY=VALUE`.
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
@@ -632,10 +951,36 @@ mod tests {
         assert_eq!(secs("2h"), Ok(7200));
         assert_eq!(secs("1d"), Ok(86400));
         assert_eq!(secs("1h30m"), Ok(5400));
-        for bad in ["", "30", "m", "5x", "0s", "-5m", "1.5h"] {
+        assert_eq!(secs("90"), Ok(90));
+        assert_eq!(
+            parse_duration("1.5"),
+            Ok(std::time::Duration::from_millis(1500))
+        );
+        for bad in ["", "m", "5x", "-5m", "1.5h", "1..5", "h1"] {
             let err = parse_duration(bad).unwrap_err();
             assert!(err.contains("is not a duration"), "{bad}: {err}");
         }
+        for zero in ["0", "0s", "0m0s"] {
+            let err = parse_duration(zero).unwrap_err();
+            assert!(err.contains("more than zero"), "{zero}: {err}");
+        }
+        for huge in ["2e9", "2000000000", "99999999999999999999s", "40000d"] {
+            let err = parse_duration(huge).unwrap_err();
+            assert!(
+                err.contains("longer than the largest") || err.contains("is not a duration"),
+                "{huge}: {err}"
+            );
+        }
+        assert!(
+            parse_duration("2000000000")
+                .unwrap_err()
+                .contains("longer than")
+        );
+        assert_eq!(parse_limit("0"), Ok(Limit(None)));
+        assert_eq!(
+            parse_limit("1h"),
+            Ok(Limit(Some(std::time::Duration::from_secs(3600))))
+        );
         let cli = Cli::try_parse_from(["sandbox", "create", "--ttl", "30m"]).unwrap();
         let Command::Create(args) = cli.command else {
             panic!("create")
@@ -650,20 +995,102 @@ mod tests {
     }
 
     #[test]
-    fn exec_takes_a_name_or_an_id_and_a_command_after_dashes() {
-        let cli = Cli::try_parse_from(["sandbox", "exec", "demo", "--", "echo", "hi"]).unwrap();
-        let Command::Exec(args) = cli.command else {
-            panic!("not exec")
+    fn exec_takes_a_name_or_an_id_then_a_command_with_or_without_dashes() {
+        let split = |argv: &[&str]| {
+            let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+            let Command::Exec(args) = cli.command else {
+                panic!("not exec")
+            };
+            let (target, words) = args.target.split("usage")?;
+            Ok::<_, String>((
+                target.name,
+                target.id,
+                words,
+                args.json,
+                args.command.timeout,
+            ))
         };
-        assert_eq!(args.target.name.as_deref(), Some("demo"));
-        assert_eq!(args.command.argv, ["echo", "hi"]);
-        let cli = Cli::try_parse_from(["sandbox", "exec", "--id", "abc", "--", "ls"]).unwrap();
-        let Command::Exec(args) = cli.command else {
-            panic!("not exec")
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (name, id, argv, ..) = split(&["sandbox", "exec", "demo", "--", "echo", "hi"]).unwrap();
+        assert_eq!((name.as_deref(), id), (Some("demo"), None));
+        assert_eq!(argv, words(&["echo", "hi"]));
+        // Without `--`: everything from the command on is the command's, flags included.
+        let (name, _, argv, json, _) =
+            split(&["sandbox", "exec", "demo", "ls", "-la", "--json"]).unwrap();
+        assert_eq!(name.as_deref(), Some("demo"));
+        assert_eq!(argv, words(&["ls", "-la", "--json"]));
+        assert!(!json);
+        // Options before the command are this tool's.
+        let (_, _, argv, json, timeout) = split(&[
+            "sandbox",
+            "exec",
+            "demo",
+            "--json",
+            "--timeout",
+            "1h",
+            "bash",
+        ])
+        .unwrap();
+        assert_eq!(argv, words(&["bash"]));
+        assert!(json);
+        assert_eq!(
+            timeout,
+            Some(Limit(Some(std::time::Duration::from_secs(3600))))
+        );
+        // With `--id`, the first word is the command's.
+        let (name, id, argv, ..) =
+            split(&["sandbox", "exec", "--id", "abc", "--", "ls", "/"]).unwrap();
+        assert_eq!((name, id.as_deref()), (None, Some("abc")));
+        assert_eq!(argv, words(&["ls", "/"]));
+        let (_, _, argv, ..) = split(&["sandbox", "exec", "--id", "abc", "ls"]).unwrap();
+        assert_eq!(argv, words(&["ls"]));
+        assert!(
+            split(&["sandbox", "exec", "demo"])
+                .unwrap_err()
+                .contains("no command")
+        );
+        assert!(
+            split(&["sandbox", "exec"])
+                .unwrap_err()
+                .contains("which sandbox")
+        );
+        // `--timeout 0` is no limit.
+        let (.., timeout) = split(&["sandbox", "exec", "--timeout", "0", "demo", "true"]).unwrap();
+        assert_eq!(timeout, Some(Limit(None)));
+    }
+
+    #[test]
+    fn create_takes_its_name_as_a_positional_or_an_option() {
+        let name = |argv: &[&str]| {
+            let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+            let Command::Create(args) = cli.command else {
+                panic!("not create")
+            };
+            Ok::<_, String>((args.name_arg, args.spec.name))
         };
-        assert_eq!(args.target.id.as_deref(), Some("abc"));
-        assert!(Cli::try_parse_from(["sandbox", "exec", "--", "ls"]).is_err());
-        assert!(Cli::try_parse_from(["sandbox", "exec", "demo"]).is_err());
+        assert_eq!(
+            name(&["sandbox", "create", "demo"]).unwrap(),
+            (Some("demo".into()), None)
+        );
+        assert_eq!(
+            name(&["sandbox", "create", "--name", "demo"]).unwrap(),
+            (None, Some("demo".into()))
+        );
+        assert!(name(&["sandbox", "create", "a", "--name", "b"]).is_err());
+    }
+
+    #[test]
+    fn run_takes_its_command_with_or_without_dashes() {
+        for argv in [
+            &["sandbox", "run", "--image", "node", "--", "node", "-e", "1"][..],
+            &["sandbox", "run", "--image", "node", "node", "-e", "1"][..],
+        ] {
+            let cli = Cli::try_parse_from(argv).unwrap();
+            let Command::Run(args) = cli.command else {
+                panic!("not run")
+            };
+            assert_eq!(args.argv, ["node", "-e", "1"]);
+        }
     }
 
     #[test]

@@ -49,7 +49,10 @@ where
             return ExitCode::from(code);
         }
     };
-    init_tracing(cli.global.verbose);
+    if let args::Command::Completions(args) = &cli.command {
+        return completions(args.shell);
+    }
+    init_tracing(cli.global.verbose, cli.global.quiet);
     let printer = Printer::new(cli.global.quiet, false);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -79,10 +82,30 @@ where
     }
 }
 
+/// Writes the completion script for `shell` to standard output.
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    use clap::CommandFactory;
+    use std::io::Write as _;
+    let mut command = args::Cli::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "sandbox", &mut script);
+    match std::io::stdout().lock().write_all(&script) {
+        // A reader that stops early (`| head`) is not an error of this tool.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Printer::new(false, false)
+                .error(&anyhow::Error::new(e).context("cannot write the script"));
+            ExitCode::from(Exit::Error.code())
+        }
+        _ => ExitCode::SUCCESS,
+    }
+}
+
 /// Logs go to stderr: `-v` debug for this workspace's crates, `-vv` trace, `-vvv` everything;
-/// `RUST_LOG` overrides; warnings only by default.
-fn init_tracing(verbose: u8) {
+/// `RUST_LOG` overrides; warnings (such as each retry of an API request) by default, errors
+/// only with `-q`. Colours only when stderr is a terminal.
+fn init_tracing(verbose: u8, quiet: bool) {
     let default = match verbose {
+        0 if quiet => "error",
         0 => "warn",
         1 => {
             "warn,sandbox_cli=debug,sandbox_core=debug,sandbox_fs=debug,doctl_driver=debug,sandbox_local=debug"
@@ -97,6 +120,7 @@ fn init_tracing(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }

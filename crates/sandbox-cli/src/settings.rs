@@ -280,8 +280,8 @@ impl SpecSettings {
         };
         let ready_timeout = args
             .ready_timeout
-            .or(config.ready_timeout)
-            .map_or(sandbox_core::DEFAULT_READY_TIMEOUT, Duration::from_secs);
+            .or(config.ready_timeout.map(Duration::from_secs))
+            .unwrap_or(sandbox_core::DEFAULT_READY_TIMEOUT);
         Ok(SpecSettings {
             image,
             name: args.name.clone(),
@@ -295,18 +295,6 @@ impl SpecSettings {
             ready_timeout,
             ttl: args.ttl,
         })
-    }
-}
-
-/// A `--timeout` in seconds, checked.
-pub(crate) fn timeout_secs(secs: Option<f64>) -> Result<Option<Duration>> {
-    match secs {
-        None => Ok(None),
-        Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Ok(Some(Duration::from_secs_f64(s))),
-        Some(s) => Err(CliError::Usage(format!(
-            "`--timeout {s}`: the timeout must be a positive number of seconds"
-        ))
-        .into()),
     }
 }
 
@@ -427,16 +415,5 @@ mod tests {
         assert_eq!(path, Some(folder.join("config.json")));
         let missing = dir.path().join("nope.yaml");
         assert!(ConfigFile::load(Some(&missing), &env).is_err());
-    }
-
-    #[test]
-    fn timeouts_must_be_positive() {
-        assert_eq!(timeout_secs(None).unwrap(), None);
-        assert_eq!(
-            timeout_secs(Some(1.5)).unwrap(),
-            Some(Duration::from_millis(1500))
-        );
-        assert!(timeout_secs(Some(0.0)).is_err());
-        assert!(timeout_secs(Some(f64::NAN)).is_err());
     }
 }

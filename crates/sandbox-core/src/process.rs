@@ -286,7 +286,7 @@ impl Sandbox {
     /// `timeout` wrapper where `setsid` is missing), and this listing with its parent chain
     /// up to the agent. Commands run by `exec`, what they start, launched processes (with
     /// their wrapper, whose pid [`Sandbox::launch`] reported) and everything else in the
-    /// sandbox are listed.
+    /// sandbox are listed; zombies are not.
     ///
     /// # Errors
     ///
@@ -374,6 +374,37 @@ impl Sandbox {
             }),
             _ => output.exit_ok().map(|o| o.stdout),
         }
+    }
+}
+
+impl Sandbox {
+    /// Follows a launched process's log: its output so far (or its last `tail_lines`
+    /// lines), then what it writes, until the process ends. The output arrives as the
+    /// stream's stdout; the stream's exit is 0, or 3 when this tool has no log for that
+    /// pid. Dropping the stream stops following.
+    ///
+    /// Uses GNU `tail --pid` where the image has it (the sandbox images do); elsewhere
+    /// `tail -f` runs until the stream is dropped.
+    ///
+    /// # Errors
+    ///
+    /// Exec errors.
+    pub async fn follow_process_log(
+        &self,
+        pid: u32,
+        tail_lines: Option<usize>,
+    ) -> Result<crate::ExecStream> {
+        let from = match tail_lines {
+            Some(n) => format!("-n {n}"),
+            None => "-c +1".to_owned(),
+        };
+        let script = format!(
+            "{PROCS_DIR}f=\"$R/{pid}.log\"\n\
+             if [ ! -f \"$f\" ]; then [ -f \"$R/{pid}.cmd\" ] && exit 0; exit 3; fi\n\
+             if tail --pid=1 -n 0 /dev/null >/dev/null 2>&1; then exec tail {from} -f --pid={pid} \"$f\"; fi\n\
+             exec tail {from} -f \"$f\""
+        );
+        self.exec_stream(ExecRequest::shell(script)).await
     }
 }
 
@@ -496,6 +527,11 @@ impl Listing {
                 if agents.contains(&p.pid) || hidden.contains(&p.pid) || from_listing(p.pid) {
                     return false;
                 }
+                // A zombie has ended: it waits for a parent (often an image's PID 1 that never
+                // reaps) to collect its status, and nothing can be done with it.
+                if p.state.starts_with('Z') {
+                    return false;
+                }
                 if agents.contains(ppid) {
                     // A child of an agent: a command it started (kept, unless it is the
                     // `timeout` wrapper used without setsid) or one of its helpers.
@@ -565,7 +601,8 @@ mod tests {
              71 70 0.0 0.0 R ps -eo pid=\n\
              41 40 0.0 0.0 R ps -eo pid=,ppid=,pcpu=,pmem=,stat=,args=\n\
              60 1 0.0 0.0 S timeout 0 sh -c wrapper sandbox-proc /r sleep 300 t\n\
-             61 60 0.0 0.0 S sleep 300\n"
+             61 60 0.0 0.0 S sleep 300\n\
+             62 1 0.0 0.0 Z [sh] <defunct>\n"
         );
         let pids: Vec<u32> = parse_listing(&text)
             .unwrap()

@@ -159,7 +159,14 @@ impl Http {
                 tracing::debug!(?retry_after, "the API asks for a longer wait than allowed");
                 return Err(error);
             };
-            tracing::debug!(%error, ?wait, retry = retry + 1, "retrying");
+            // A warning, so that a command-line user sees each attempt rather than a silence.
+            tracing::warn!(
+                "{} failed ({error}); try {} of {} in {:.1} s",
+                subject.operation,
+                retry + 2,
+                self.retry.max_retries + 1,
+                wait.as_secs_f64()
+            );
             tokio::time::sleep(wait).await;
             retry += 1;
         }

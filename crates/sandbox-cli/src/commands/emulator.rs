@@ -1,6 +1,7 @@
 //! `sandbox emulator`: the App Platform API on localhost, over local sandboxes.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -11,13 +12,8 @@ use tokio::signal::unix::{Signal, SignalKind};
 use crate::args::EmulatorArgs;
 use crate::error::{CliError, Exit};
 use crate::printer::Printer;
-use crate::settings::GlobalSettings;
 
-pub(crate) async fn emulator(
-    args: EmulatorArgs,
-    settings: &GlobalSettings,
-    printer: Printer,
-) -> Result<Exit> {
+pub(crate) async fn emulator(args: EmulatorArgs, printer: Printer) -> Result<Exit> {
     if !(args.pace.is_finite() && args.pace >= 0.0 && args.pace < 86_400.0) {
         return Err(CliError::Usage(format!(
             "`--pace {}`: give a number of seconds from 0 to 86400",
@@ -25,12 +21,15 @@ pub(crate) async fn emulator(
         ))
         .into());
     }
-    // The emulator serves local sandboxes, whatever provider the settings name.
-    let mut local = Provider::builder().kind(ProviderKind::Local);
-    if let Some(dir) = &settings.local_dir {
-        local = local.local_dir(dir.clone());
-    }
-    let backend = local.build()?.into_platform();
+    // The emulator serves local sandboxes, whatever provider the settings name, from a state
+    // folder of its own: its apps are App Platform's, not the local provider's.
+    let dir = emulator_dir(args.state_dir.as_deref(), &|key| std::env::var_os(key));
+    let backend = Provider::builder()
+        .kind(ProviderKind::Local)
+        .local_dir(dir.clone())
+        .build()?
+        .into_platform();
+    tracing::debug!(dir = %dir.display(), "emulator state");
     let mut builder = Emulator::builder()
         .backend(backend)
         .pace(Duration::from_secs_f64(args.pace))
@@ -63,6 +62,30 @@ pub(crate) async fn emulator(
     Ok(Exit::Ok)
 }
 
+/// The emulator's state folder: `--state-dir`, else `SANDBOX_EMULATOR_DIR`, else
+/// `emulator` beside the local provider's default folder (under `$XDG_DATA_HOME`, else
+/// `~/.local/share`, else `/tmp/do-app-sandbox-<uid>`). `SANDBOX_LOCAL_DIR` does not move it.
+fn emulator_dir(flag: Option<&Path>, env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> PathBuf {
+    let non_empty = |key: &str| env(key).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(dir) = flag {
+        return dir.to_path_buf();
+    }
+    if let Some(dir) = non_empty("SANDBOX_EMULATOR_DIR") {
+        return dir;
+    }
+    let local = sandbox_local::LocalConfig::from_lookup(|key| {
+        if key == "SANDBOX_LOCAL_DIR" {
+            None
+        } else {
+            non_empty(key)
+        }
+    });
+    local
+        .state_dir
+        .parent()
+        .map_or_else(|| PathBuf::from("emulator"), |p| p.join("emulator"))
+}
+
 /// Ctrl-C (SIGINT) and SIGTERM, listened for from now on.
 fn stop_signals() -> Result<(Signal, Signal)> {
     let int = super::interrupt_signal()?;
@@ -76,5 +99,38 @@ async fn wait_for_stop((mut int, mut term): (Signal, Signal)) {
     tokio::select! {
         _ = int.recv() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_emulator_keeps_its_sandboxes_apart_from_the_local_provider() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |key: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        let lookup = env(&[("XDG_DATA_HOME", "/d"), ("SANDBOX_LOCAL_DIR", "/l")]);
+        assert_eq!(
+            emulator_dir(None, &lookup),
+            PathBuf::from("/d/do-app-sandbox/emulator")
+        );
+        let lookup = env(&[("HOME", "/h"), ("SANDBOX_EMULATOR_DIR", "/e")]);
+        assert_eq!(emulator_dir(None, &lookup), PathBuf::from("/e"));
+        assert_eq!(
+            emulator_dir(Some(Path::new("/f")), &lookup),
+            PathBuf::from("/f")
+        );
+        let lookup = env(&[("HOME", "/h")]);
+        assert_eq!(
+            emulator_dir(None, &lookup),
+            PathBuf::from("/h/.local/share/do-app-sandbox/emulator")
+        );
     }
 }

@@ -8,20 +8,22 @@ use sandbox_core::{ExecEvent, ExecOutput, ExecRequest, Sandbox};
 use serde::Serialize;
 
 use super::{Ctx, SandboxJson, create_sandbox, interrupt_signal, provider_note, since};
-use crate::args::{CommandArgs, ExecArgs, RunArgs};
-use crate::error::Exit;
-use crate::settings::{SpecSettings, timeout_secs};
+use crate::args::Limit;
+use crate::args::{CommandOptions, ExecArgs, RunArgs};
+use crate::error::{CliError, Exit};
+use crate::settings::SpecSettings;
 
 /// How long an interrupted command's kill request gets to reach the sandbox.
 const KILL_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The request a command line describes: one argument is a shell line, several an argv.
 pub(crate) fn request(
-    args: &CommandArgs,
+    args: &CommandOptions,
+    argv: &[String],
     env: &[(String, String)],
     stdin: Option<Vec<u8>>,
 ) -> Result<ExecRequest> {
-    let mut request = match args.argv.as_slice() {
+    let mut request = match argv {
         [line] => ExecRequest::shell(line.clone()),
         argv => ExecRequest::argv(argv.iter().cloned()),
     };
@@ -31,7 +33,7 @@ pub(crate) fn request(
     if let Some(cwd) = &args.cwd {
         request = request.cwd(cwd.clone());
     }
-    if let Some(timeout) = timeout_secs(args.timeout)? {
+    if let Some(Limit(Some(timeout))) = args.timeout {
         request = request.timeout(timeout);
     }
     if let Some(input) = stdin {
@@ -131,14 +133,18 @@ async fn stream(ctx: &Ctx, sandbox: &Sandbox, request: ExecRequest) -> Result<Ex
     }
 }
 
+/// `sandbox exec`'s usage line, for errors clap cannot see.
+pub(crate) const EXEC_USAGE: &str = "sandbox exec [OPTIONS] <NAME|--id ID> [--] <CMD>...";
+
 pub(crate) async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<Exit> {
+    let (target, argv) = args.target.split(EXEC_USAGE).map_err(CliError::Usage)?;
     let stdin = if args.stdin {
         Some(read_stdin().await?)
     } else {
         None
     };
-    let request = request(&args.command, &args.env, stdin)?;
-    let sandbox = ctx.attach_target(&args.target).await?;
+    let request = request(&args.command, &argv, &args.env, stdin)?;
+    let sandbox = ctx.attach_target(&target).await?;
     tracing::debug!(sandbox = sandbox.name(), provider = %ctx.provider.label(), "exec");
     if args.json {
         let what = request.display();
@@ -175,7 +181,7 @@ pub(crate) async fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit> {
     } else {
         None
     };
-    let request = request(&args.command, &spec.env, stdin)?;
+    let request = request(&args.command, &args.argv, &spec.env, stdin)?;
     ctx.printer.info(format!(
         "Creating a {} sandbox ({})",
         spec.image.as_str(),

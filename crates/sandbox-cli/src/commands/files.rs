@@ -1,20 +1,18 @@
 //! `files read|write|ls|upload|download|rm|mkdir`, through `sandbox-fs`: byte-exact, atomic
 //! writes, folders as tar streams, large files through Spaces when it is configured.
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
 use anyhow::{Context, Result};
 use sandbox_core::Sandbox;
-use sandbox_fs::{
-    DirEntry, DirOptions, ExistingDir, FileKind, FileSystem, RmOptions, TransferOptions,
-};
+use sandbox_fs::{DirEntry, ExistingDir, FileKind, FileSystem, RmOptions, TransferOptions};
 use serde::Serialize;
 
 use super::Ctx;
-use crate::args::{FilesCommand, PositionalTarget};
+use super::copy::{self, CopyOptions, Side};
+use crate::args::{CpArgs, FilesCommand, PositionalTarget};
 use crate::error::{CliError, Exit};
 use crate::printer::{Progress, table};
 
@@ -44,6 +42,17 @@ pub(crate) fn split_target(
     Ok((name, rest))
 }
 
+/// `--merge` / `--replace` as what to do with a folder already at a download's destination.
+pub(crate) fn existing_dir(merge: bool, replace: bool) -> ExistingDir {
+    if merge {
+        ExistingDir::Merge
+    } else if replace {
+        ExistingDir::Replace
+    } else {
+        ExistingDir::Refuse
+    }
+}
+
 async fn attach(ctx: &Ctx, target: &PositionalTarget, name: Option<&str>) -> Result<Sandbox> {
     ctx.attach(name, target.id.as_deref(), target.component.as_deref())
         .await
@@ -60,7 +69,7 @@ fn bytes(n: u64) -> String {
 }
 
 /// Transfer options that report progress (at most every tenth of the total) on stderr.
-fn reporting(progress: &Arc<Mutex<Progress>>, verb: &'static str) -> TransferOptions {
+pub(crate) fn reporting(progress: &Arc<Mutex<Progress>>, verb: &'static str) -> TransferOptions {
     let progress = Arc::clone(progress);
     let last = AtomicU64::new(u64::MAX);
     TransferOptions::new().progress(move |done, total| {
@@ -114,7 +123,7 @@ pub(crate) async fn files(ctx: &Ctx, command: FilesCommand) -> Result<Exit> {
     match command {
         FilesCommand::Read(args) => {
             let usage = "sandbox files read <NAME|--id ID> <PATH>";
-            let (name, rest) = split_target(&args.target, &args.args, 1, 1, usage)?;
+            let (name, rest) = split_target(&args.target, &args.words(), 1, 1, usage)?;
             let sandbox = attach(ctx, &args.target, name.as_deref()).await?;
             let data = FileSystem::new(&sandbox)
                 .read(&rest[0])
@@ -126,7 +135,7 @@ pub(crate) async fn files(ctx: &Ctx, command: FilesCommand) -> Result<Exit> {
         }
         FilesCommand::Write(args) => {
             let usage = "sandbox files write <NAME|--id ID> <PATH>";
-            let (name, rest) = split_target(&args.target, &args.args, 1, 1, usage)?;
+            let (name, rest) = split_target(&args.target, &args.words(), 1, 1, usage)?;
             let content = match (&args.content, &args.from) {
                 (Some(text), _) => text.clone().into_bytes(),
                 (None, Some(file)) => std::fs::read(file)
@@ -143,77 +152,33 @@ pub(crate) async fn files(ctx: &Ctx, command: FilesCommand) -> Result<Exit> {
         }
         FilesCommand::Upload(args) => {
             let usage = "sandbox files upload <NAME|--id ID> <LOCAL> <REMOTE>";
-            let (name, rest) = split_target(&args.target, &args.args, 2, 2, usage)?;
-            let (local, remote) = (Path::new(&rest[0]), rest[1].as_str());
+            let (name, rest) = split_target(&args.target, &args.words(), 2, 2, usage)?;
             let sandbox = attach(ctx, &args.target, name.as_deref()).await?;
-            let fs = FileSystem::new(&sandbox);
-            let progress = Arc::new(Mutex::new(ctx.printer.progress()));
-            let options = reporting(&progress, "uploaded");
-            let size = if local.is_dir() {
-                let dir = DirOptions::new()
-                    .follow_symlinks(args.follow_symlinks)
-                    .transfer(options);
-                fs.upload_dir(local, remote, &dir).await
-            } else {
-                fs.upload_with(local, remote, &options).await
+            let options = CopyOptions {
+                recursive: true,
+                follow_symlinks: args.follow_symlinks,
+                ..CopyOptions::default()
             };
-            if let Ok(mut progress) = progress.lock() {
-                progress.clear();
-            }
-            let size =
-                size.with_context(|| format!("cannot upload to sandbox `{}`", sandbox.name()))?;
-            ctx.printer.info(format!(
-                "uploaded {} ({size} bytes) to {remote}",
-                local.display()
-            ));
+            let (target, size) = copy::upload(ctx, &sandbox, &rest[0], &rest[1], options).await?;
+            ctx.printer
+                .info(format!("uploaded {} ({size} bytes) to {target}", rest[0]));
         }
         FilesCommand::Download(args) => {
             let usage = "sandbox files download <NAME|--id ID> <REMOTE> <LOCAL>";
-            let (name, rest) = split_target(&args.target, &args.args, 2, 2, usage)?;
-            let remote = rest[0].as_str();
+            let (name, rest) = split_target(&args.target, &args.words(), 2, 2, usage)?;
             let sandbox = attach(ctx, &args.target, name.as_deref()).await?;
-            let fs = FileSystem::new(&sandbox);
-            let context = || format!("cannot download from sandbox `{}`", sandbox.name());
-            let stat = fs.stat(remote).await.with_context(context)?;
-            let mut local = PathBuf::from(&rest[1]);
-            let progress = Arc::new(Mutex::new(ctx.printer.progress()));
-            let options = reporting(&progress, "downloaded");
-            let size = if stat.is_dir() {
-                let existing = if args.merge {
-                    ExistingDir::Merge
-                } else if args.replace {
-                    ExistingDir::Replace
-                } else {
-                    ExistingDir::Refuse
-                };
-                let dir = DirOptions::new().existing(existing).transfer(options);
-                fs.download_dir(remote, &local, &dir).await
-            } else {
-                if local.is_dir() {
-                    local = local.join(&stat.name);
-                }
-                fs.download_with(remote, &local, &options).await
+            let options = CopyOptions {
+                recursive: true,
+                existing: existing_dir(args.merge, args.replace),
+                ..CopyOptions::default()
             };
-            if let Ok(mut progress) = progress.lock() {
-                progress.clear();
-            }
-            let size = match size {
-                Err(e @ sandbox_fs::Error::LocalExists { .. }) => {
-                    return Err(anyhow::Error::new(e).context(format!(
-                        "{}; pass --merge to merge into the folder or --replace to replace it",
-                        context()
-                    )));
-                }
-                size => size.with_context(context)?,
-            };
-            ctx.printer.info(format!(
-                "downloaded {remote} ({size} bytes) to {}",
-                local.display()
-            ));
+            let (target, size) = copy::download(ctx, &sandbox, &rest[0], &rest[1], options).await?;
+            ctx.printer
+                .info(format!("downloaded {} ({size} bytes) to {target}", rest[0]));
         }
         FilesCommand::Ls(args) => {
             let usage = "sandbox files ls <NAME|--id ID> [PATH]";
-            let (name, rest) = split_target(&args.target, &args.args, 0, 1, usage)?;
+            let (name, rest) = split_target(&args.target, &args.words(), 0, 1, usage)?;
             let sandbox = attach(ctx, &args.target, name.as_deref()).await?;
             let path = rest.first().map_or(".", String::as_str);
             let entries: Vec<Entry> = FileSystem::new(&sandbox)
@@ -242,7 +207,7 @@ pub(crate) async fn files(ctx: &Ctx, command: FilesCommand) -> Result<Exit> {
         }
         FilesCommand::Rm(args) => {
             let usage = "sandbox files rm <NAME|--id ID> <PATH>";
-            let (name, rest) = split_target(&args.target, &args.args, 1, 1, usage)?;
+            let (name, rest) = split_target(&args.target, &args.words(), 1, 1, usage)?;
             let sandbox = attach(ctx, &args.target, name.as_deref()).await?;
             FileSystem::new(&sandbox)
                 .rm(&rest[0], RmOptions::new().recursive(args.recursive))
@@ -252,7 +217,7 @@ pub(crate) async fn files(ctx: &Ctx, command: FilesCommand) -> Result<Exit> {
         }
         FilesCommand::Mkdir(args) => {
             let usage = "sandbox files mkdir <NAME|--id ID> <PATH>";
-            let (name, rest) = split_target(&args.target, &args.args, 1, 1, usage)?;
+            let (name, rest) = split_target(&args.target, &args.words(), 1, 1, usage)?;
             let sandbox = attach(ctx, &args.target, name.as_deref()).await?;
             FileSystem::new(&sandbox)
                 .mkdir(&rest[0], true)
@@ -261,6 +226,52 @@ pub(crate) async fn files(ctx: &Ctx, command: FilesCommand) -> Result<Exit> {
                     format!("cannot create a folder in sandbox `{}`", sandbox.name())
                 })?;
             ctx.printer.info(format!("created {}", rest[0]));
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+/// `sandbox cp SRC DEST`: one side in a sandbox, with `cp`'s rules (see `copy`).
+pub(crate) async fn cp(ctx: &Ctx, args: CpArgs) -> Result<Exit> {
+    let options = CopyOptions {
+        recursive: args.recursive,
+        follow_symlinks: args.follow_symlinks,
+        existing: existing_dir(args.merge, args.replace),
+    };
+    let attach_named = |name: String| async move {
+        ctx.attach(Some(&name), None, args.component.as_deref())
+            .await
+    };
+    match (Side::parse(&args.source), Side::parse(&args.dest)) {
+        (Side::Local(local), Side::Remote { sandbox, path }) => {
+            let sandbox = attach_named(sandbox).await?;
+            let (target, size) = copy::upload(ctx, &sandbox, &local, &path, options).await?;
+            ctx.printer.info(format!(
+                "copied {local} ({size} bytes) to {}:{target}",
+                sandbox.name()
+            ));
+        }
+        (Side::Remote { sandbox, path }, Side::Local(local)) => {
+            let sandbox = attach_named(sandbox).await?;
+            let (target, size) = copy::download(ctx, &sandbox, &path, &local, options).await?;
+            ctx.printer.info(format!(
+                "copied {}:{path} ({size} bytes) to {target}",
+                sandbox.name()
+            ));
+        }
+        (Side::Local(_), Side::Local(_)) => {
+            return Err(CliError::Usage(
+                "neither side is in a sandbox: write one as NAME:PATH (`sandbox cp a.txt demo:/tmp/`)"
+                    .to_owned(),
+            )
+            .into());
+        }
+        (Side::Remote { .. }, Side::Remote { .. }) => {
+            return Err(CliError::Usage(
+                "both sides are in sandboxes: copy through this machine, one side at a time"
+                    .to_owned(),
+            )
+            .into());
         }
     }
     Ok(Exit::Ok)

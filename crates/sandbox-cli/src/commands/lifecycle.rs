@@ -13,7 +13,11 @@ use crate::printer::table;
 use crate::settings::SpecSettings;
 
 pub(crate) async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Exit> {
-    let spec = SpecSettings::resolve(&args.spec, &ctx.settings)?;
+    let mut spec_args = args.spec.clone();
+    if let Some(name) = &args.name_arg {
+        spec_args.name = Some(name.clone());
+    }
+    let spec = SpecSettings::resolve(&spec_args, &ctx.settings)?;
     ctx.printer.info(format!(
         "Creating a {} {} sandbox ({})",
         spec.image.as_str(),
@@ -33,7 +37,7 @@ pub(crate) async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Exit> {
     } else {
         print_fields(ctx, &json);
         ctx.printer.info(format!(
-            "\nhint: run commands with `sandbox exec {} -- CMD`; delete it with `sandbox delete {}`",
+            "\nhint: run commands with `sandbox exec {} CMD...`; delete it with `sandbox delete {}`",
             json.name, json.name
         ));
     }

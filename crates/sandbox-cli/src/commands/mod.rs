@@ -13,6 +13,7 @@ use crate::error::{CliError, Exit};
 use crate::printer::{Printer, Progress, format_elapsed};
 use crate::settings::{GlobalSettings, SpecSettings};
 
+mod copy;
 mod emulator;
 mod exec;
 mod files;
@@ -27,7 +28,21 @@ pub(crate) async fn dispatch(
     printer: Printer,
 ) -> Result<Exit> {
     if let Command::Emulator(args) = command {
-        return emulator::emulator(args, &settings, printer).await;
+        return emulator::emulator(args, printer).await;
+    }
+    // Usage errors clap cannot see come before anything is opened.
+    match &command {
+        Command::Exec(args) => {
+            args.target
+                .split(exec::EXEC_USAGE)
+                .map_err(CliError::Usage)?;
+        }
+        Command::Launch(args) => {
+            args.target
+                .split(process::LAUNCH_USAGE)
+                .map_err(CliError::Usage)?;
+        }
+        _ => {}
     }
     let provider = crate::provider::open(&settings)?;
     let ctx = Ctx {
@@ -44,6 +59,7 @@ pub(crate) async fn dispatch(
         Command::Exec(args) => exec::exec(&ctx, args).await,
         Command::Run(args) => exec::run(&ctx, args).await,
         Command::Files(args) => files::files(&ctx, args).await,
+        Command::Cp(args) => files::cp(&ctx, args).await,
         Command::Ps(args) => process::ps(&ctx, args).await,
         Command::Launch(args) => process::launch(&ctx, args).await,
         Command::Kill(args) => process::kill(&ctx, args).await,
@@ -53,7 +69,7 @@ pub(crate) async fn dispatch(
         Command::Wake(args) => snapshot::wake(&ctx, args).await,
         Command::Gc(args) => lifecycle::gc(&ctx, args).await,
         Command::Extend(args) => lifecycle::extend(&ctx, args).await,
-        Command::Emulator(_) => Ok(Exit::Usage),
+        Command::Emulator(_) | Command::Completions(_) => Ok(Exit::Usage),
     }
 }
 

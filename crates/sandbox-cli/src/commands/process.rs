@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use doctl_driver::{LogKind, LogsRequest};
 use futures::StreamExt;
-use sandbox_core::{LaunchRequest, Signal};
+use sandbox_core::{ExecEvent, LaunchRequest, Signal};
 use serde::Serialize;
 
 use super::Ctx;
@@ -59,9 +59,13 @@ pub(crate) async fn ps(ctx: &Ctx, args: PsArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// `sandbox launch`'s usage line, for errors clap cannot see.
+pub(crate) const LAUNCH_USAGE: &str = "sandbox launch [OPTIONS] <NAME|--id ID> [--] <CMD>...";
+
 pub(crate) async fn launch(ctx: &Ctx, args: LaunchArgs) -> Result<Exit> {
-    let sandbox = ctx.attach_target(&args.target).await?;
-    let command = args.argv.join(" ");
+    let (target, argv) = args.target.split(LAUNCH_USAGE).map_err(CliError::Usage)?;
+    let sandbox = ctx.attach_target(&target).await?;
+    let command = argv.join(" ");
     let mut request = LaunchRequest::new(command.clone());
     if let Some(cwd) = &args.cwd {
         request = request.cwd(cwd.clone());
@@ -131,7 +135,7 @@ pub(crate) fn parse_signal(text: &str) -> Result<Signal> {
 pub(crate) async fn kill(ctx: &Ctx, args: KillArgs) -> Result<Exit> {
     let usage = "sandbox kill <NAME|--id ID> <PID|--all>";
     let (min, max) = if args.all { (0, 0) } else { (1, 1) };
-    let (name, rest) = split_target(&args.target, &args.args, min, max, usage)?;
+    let (name, rest) = split_target(&args.target, &args.words(), min, max, usage)?;
     let signal = parse_signal(&args.signal)?;
     let sandbox = ctx
         .attach(
@@ -159,10 +163,23 @@ pub(crate) async fn kill(ctx: &Ctx, args: KillArgs) -> Result<Exit> {
     let pid: u32 = rest[0]
         .parse()
         .map_err(|_| CliError::Usage(format!("`{}` is not a pid (a positive number)", rest[0])))?;
-    sandbox
-        .kill(pid, signal)
-        .await
-        .with_context(|| format!("cannot signal process {pid} in `{}`", sandbox.name()))?;
+    match sandbox.kill(pid, signal).await {
+        Ok(()) => {}
+        Err(sandbox_core::Error::NotFound { .. }) => {
+            return Err(CliError::NotFound {
+                what: format!("a running process {pid} in `{}`", sandbox.name()),
+                candidates: Vec::new(),
+                note: Some("it has ended, or never ran; `sandbox ps` lists what runs".to_owned()),
+            }
+            .into());
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "cannot signal process {pid} in `{}`",
+                sandbox.name()
+            )));
+        }
+    }
     if args.json {
         ctx.printer
             .json(&serde_json::json!({ "killed": [pid], "signal": signal.number() }))?;
@@ -176,6 +193,9 @@ pub(crate) async fn logs(ctx: &Ctx, args: LogsArgs) -> Result<Exit> {
     let sandbox = ctx.attach_target(&args.target).await?;
     if let Some(pid) = args.pid {
         let tail = args.tail.map(|n| n as usize);
+        if args.follow {
+            return follow_process(ctx, &sandbox, pid, tail, args.json).await;
+        }
         let log = sandbox
             .process_log(pid, tail)
             .await
@@ -226,6 +246,56 @@ pub(crate) async fn logs(ctx: &Ctx, args: LogsArgs) -> Result<Exit> {
         }
     }
     Ok(Exit::Ok)
+}
+
+/// Prints a launched process's output as it comes, until the process ends or Ctrl-C.
+async fn follow_process(
+    ctx: &Ctx,
+    sandbox: &sandbox_core::Sandbox,
+    pid: u32,
+    tail: Option<usize>,
+    json: bool,
+) -> Result<Exit> {
+    let mut stream = sandbox
+        .follow_process_log(pid, tail)
+        .await
+        .with_context(|| format!("cannot follow the output of process {pid}"))?;
+    let mut interrupt = super::interrupt_signal()?;
+    loop {
+        let event = tokio::select! {
+            event = stream.next_event() => event,
+            _ = interrupt.recv() => return Ok(Exit::Ok),
+        };
+        let event = event
+            .ok_or_else(|| anyhow::anyhow!("the output of process {pid} ended without a status"))?
+            .with_context(|| format!("cannot follow the output of process {pid}"))?;
+        match event {
+            ExecEvent::Stdout(chunk) if json => ctx.printer.data(
+                serde_json::json!({ "pid": pid, "output": String::from_utf8_lossy(&chunk) })
+                    .to_string(),
+            ),
+            ExecEvent::Stdout(chunk) => ctx
+                .printer
+                .data_bytes(&chunk)
+                .context("cannot write to standard output")?,
+            ExecEvent::Stderr(chunk) => tracing::debug!(
+                stderr = %String::from_utf8_lossy(&chunk),
+                "follow"
+            ),
+            ExecEvent::Exit(status) if status.code == Some(3) => {
+                return Err(CliError::NotFound {
+                    what: format!(
+                        "the output of launched process {pid} in `{}`",
+                        sandbox.name()
+                    ),
+                    candidates: Vec::new(),
+                    note: Some("`sandbox ps` lists what runs".to_owned()),
+                }
+                .into());
+            }
+            ExecEvent::Exit(_) => return Ok(Exit::Ok),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -90,6 +90,11 @@ impl TestContext {
         self.path().join("local")
     }
 
+    /// Where `sandbox emulator` keeps its sandboxes in this context (its default folder).
+    pub fn emulator_dir(&self) -> PathBuf {
+        self.path().join("data/do-app-sandbox/emulator")
+    }
+
     /// The variables every command of this test runs with.
     fn apply(&self, cmd: &mut std::process::Command) {
         for key in SCRUBBED {
@@ -238,11 +243,16 @@ impl TestContext {
 
 impl Drop for TestContext {
     fn drop(&mut self) {
-        // Whatever a test left behind (also after a failed assertion) is deleted.
-        if self.local_dir().join("sandboxes").exists() {
+        // Whatever a test left behind (also after a failed assertion) is deleted: the local
+        // provider's sandboxes and the emulator's, which live in a folder of their own.
+        for dir in [self.local_dir(), self.emulator_dir()] {
+            if !dir.join("sandboxes").exists() {
+                continue;
+            }
             let mut cmd = std::process::Command::new(bin());
             self.apply(&mut cmd);
             cmd.env("SANDBOX_PROVIDER", "local")
+                .env("SANDBOX_LOCAL_DIR", &dir)
                 .args(["delete", "--all", "--force", "--quiet"])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())

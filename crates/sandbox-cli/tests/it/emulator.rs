@@ -12,6 +12,30 @@ macro_rules! emulator_ctx {
     };
 }
 
+/// The emulator's apps are App Platform's: the same machine's local provider does not list
+/// them, and its `delete --all` does not touch them.
+#[test]
+fn the_emulators_sandboxes_are_not_the_local_providers() {
+    emulator_ctx!(ctx, emu);
+    ctx.ok(["create", "remote-one"]);
+    let local = |args: &[&str]| {
+        let output = ctx
+            .std_cmd(["--provider", "local"].iter().chain(args))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert_eq!(local(&["list", "--json"]).trim(), "[]");
+    local(&["delete", "--all", "--force"]);
+    assert!(ctx.ok(["list"]).contains("remote-one"));
+    assert!(
+        ctx.emulator_dir().join("sandboxes").is_dir(),
+        "the emulator's state is in its own folder"
+    );
+    drop(emu);
+}
+
 #[test]
 fn api_driver_lifecycle() {
     emulator_ctx!(ctx, emu);

@@ -13,8 +13,20 @@ fn top_level_help() {
 fn subcommand_help() {
     let ctx = TestContext::bare();
     for command in [
-        "create", "list", "exec", "delete", "run", "ps", "launch", "kill", "logs", "url", "status",
+        "create",
+        "list",
+        "exec",
+        "delete",
+        "run",
+        "ps",
+        "launch",
+        "kill",
+        "logs",
+        "url",
+        "status",
         "emulator",
+        "cp",
+        "completions",
     ] {
         sandbox_snapshot!(ctx, format!("help_{command}"), ctx.run([command, "--help"]));
     }

@@ -352,8 +352,15 @@ fn files_round_trip() {
         std::fs::read_to_string(copy.join("top.txt")).unwrap(),
         "top\n"
     );
-    // A second download into the same folder must be asked for.
-    std::fs::write(copy.join("mine.txt"), "mine\n").unwrap();
+    // As with cp, a second download into that folder goes under its own name, and a third
+    // meets the folder the second made: that must be asked for.
+    ctx.ok(["files", "download", "fs", "tree", copy.to_str().unwrap()]);
+    let nested = copy.join("tree");
+    assert_eq!(
+        std::fs::read_to_string(nested.join("a/b/c.txt")).unwrap(),
+        "deep\n"
+    );
+    std::fs::write(nested.join("mine.txt"), "mine\n").unwrap();
     let again = ctx.run(["files", "download", "fs", "tree", copy.to_str().unwrap()]);
     assert_eq!(again.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&again.stderr);
@@ -369,7 +376,10 @@ fn files_round_trip() {
         "tree",
         copy.to_str().unwrap(),
     ]);
-    assert!(copy.join("mine.txt").exists(), "a merge keeps local files");
+    assert!(
+        nested.join("mine.txt").exists(),
+        "a merge keeps local files"
+    );
     ctx.ok([
         "files",
         "download",
@@ -378,9 +388,9 @@ fn files_round_trip() {
         "tree",
         copy.to_str().unwrap(),
     ]);
-    assert!(!copy.join("mine.txt").exists(), "a replace does not");
+    assert!(!nested.join("mine.txt").exists(), "a replace does not");
     assert_eq!(
-        std::fs::read_to_string(copy.join("a/b/c.txt")).unwrap(),
+        std::fs::read_to_string(nested.join("a/b/c.txt")).unwrap(),
         "deep\n"
     );
     // `--id` shifts the positional arguments.

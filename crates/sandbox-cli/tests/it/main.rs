@@ -10,3 +10,4 @@ mod help;
 mod local;
 mod smoke;
 mod snapshot_cli;
+mod usability;
