@@ -36,6 +36,21 @@ fn the_emulators_sandboxes_are_not_the_local_providers() {
     drop(emu);
 }
 
+/// The emulator's `live_url` reaches the sandbox's 8080, as App Platform's does.
+#[test]
+fn a_web_server_answers_at_the_emulators_live_url() {
+    emulator_ctx!(ctx, emu);
+    ctx.ok(["create", "web", "--component-type", "service"]);
+    ctx.ok(["launch", "web", "python3", "-m", "http.server", "8080"]);
+    ctx.ok(["exec", "web", "echo through the emulator > index.html"]);
+    let url = ctx.ok(["url", "web"]).trim().to_owned();
+    assert_eq!(
+        crate::usability::http_get(&url, "/index.html"),
+        "through the emulator\n"
+    );
+    drop(emu);
+}
+
 #[test]
 fn api_driver_lifecycle() {
     emulator_ctx!(ctx, emu);

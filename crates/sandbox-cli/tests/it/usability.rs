@@ -273,3 +273,54 @@ fn help_works_after_any_argument() {
         );
     }
 }
+
+/// `GET path` on a loopback URL, retried until the server answers (it starts in the
+/// background) or 30 s pass; returns the body.
+pub fn http_get(url: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = url
+        .strip_prefix("http://")
+        .unwrap_or_else(|| panic!("not an http URL: {url}"))
+        .trim_end_matches('/');
+    assert!(
+        addr.starts_with("127.") || addr.starts_with("localhost:"),
+        "tests talk to loopback only: {addr}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let attempt = (|| -> std::io::Result<String> {
+            let mut stream = std::net::TcpStream::connect(addr)?;
+            stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+            write!(
+                stream,
+                "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            )?;
+            let mut response = String::new();
+            stream.read_to_string(&mut response)?;
+            Ok(response)
+        })();
+        match attempt {
+            Ok(response) if response.starts_with("HTTP/1.0 200") => {
+                return response
+                    .split_once("\r\n\r\n")
+                    .map(|(_, body)| body.to_owned())
+                    .unwrap_or_default();
+            }
+            other => assert!(
+                std::time::Instant::now() < deadline,
+                "{url}{path} did not answer 200 within 30 s: {other:?}"
+            ),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_web_server_in_a_service_answers_at_its_url() {
+    let ctx = local_ctx!();
+    ctx.ok(["create", "web", "--component-type", "service"]);
+    ctx.ok(["launch", "web", "python3", "-m", "http.server", "8080"]);
+    ctx.ok(["exec", "web", "echo hello > index.html"]);
+    let url = ctx.ok(["url", "web"]).trim().to_owned();
+    assert_eq!(http_get(&url, "/index.html"), "hello\n");
+}
