@@ -858,9 +858,26 @@ pub mod cases {
         let listed = ok(sandbox.processes(Some("sleep 301")).await);
         assert!(!listed.is_empty(), "ps does not show the launched process");
         assert!(listed.iter().all(|p| p.command.contains("sleep 301")));
+        assert!(
+            listed.iter().any(|p| p.pid == handle.pid()),
+            "launch reported {} but the program runs as {listed:?}",
+            handle.pid()
+        );
+        // Tagged: on the pseudo-terminal platforms other tests' processes are listed too.
+        let second_command = format!("sleep 302.{}", uuid::Uuid::new_v4().as_u128() % 1_000_000);
         let second = ok(sandbox
-            .launch(LaunchRequest::new("sleep 302").cwd("/tmp"))
+            .launch(LaunchRequest::new(second_command.clone()).cwd("/tmp"))
             .await);
+        // A simple command: the pid reported is the program's, as ps shows it, and the
+        // launch wrapper is not listed.
+        let listed = ok(sandbox.processes(Some(&second_command)).await);
+        assert_eq!(
+            listed
+                .iter()
+                .map(|p| (p.pid, p.command.as_str()))
+                .collect::<Vec<_>>(),
+            [(second.pid(), second_command.as_str())],
+        );
         ok(sandbox.kill(second.pid(), Signal::Term).await);
         assert_eq!(
             ok(second.wait(Duration::from_secs(30)).await).and_then(|s| s.signal),
@@ -910,6 +927,7 @@ pub mod cases {
                 || command.starts_with("ps -eo")
                 || command.starts_with("timeout -s KILL")
                 || command.contains(".sandbox-exec.")
+                || command.contains(" sandbox-proc ")
         };
         let mut listed = Vec::new();
         for _ in 0..200 {

@@ -9,10 +9,13 @@
 //! leader of its own process group (so signals reach compound commands and their children)
 //! without a deadline, and the wrapper records the log and the exit status (it traps SIGTERM,
 //! SIGINT and SIGHUP so that it outlives the command and can record how it ended; after a
-//! SIGKILL to the group nothing is recorded). The pid reported is that of the group leader.
-//! `launch` returns once the wrapper is running with its trap armed and its log open, so a
-//! signal sent right after reaches the whole group; the wrapper also removes a stale exit
-//! record left by an earlier process with the same pid.
+//! SIGKILL to the group nothing is recorded). The records are kept under the group leader's
+//! pid. The pid reported is the program's own: the wrapper's subshell `exec`s a simple command
+//! and runs anything else as `sh -c COMMAND`; `<pid>.leader` names its group leader, so `kill`,
+//! the logs and `ps` all speak of the program a user started (the wrappers are not listed).
+//! `launch` returns once the program's subshell is running with the wrapper's trap armed and
+//! its log open, so a signal sent right after reaches the whole group; the wrapper also
+//! removes a stale exit record left by an earlier process with the same pid.
 
 use std::fmt;
 use std::time::Duration;
@@ -26,6 +29,9 @@ use crate::sandbox::Sandbox;
 
 const PROCS_DIR: &str = "R=\"${HOME:-/tmp}/.sandbox/procs\"; { [ -d \"$R\" ] || mkdir -p \"$R\"; } 2>/dev/null || { R=/tmp/.sandbox/procs; mkdir -p \"$R\" || exit 1; }\n";
 
+/// Sets `g` to the group leader of launched pid `$1` (itself when it is not a program this
+/// tool launched).
+const LEADER_FN: &str = "_leader() { g=$1; [ -f \"$R/$1.leader\" ] && read -r g <\"$R/$1.leader\"; [ -n \"$g\" ] || g=$1; }\n";
 const ALIVE_FN: &str = "_alive() { kill -0 \"$1\" 2>/dev/null || return 1; [ -r \"/proc/$1/stat\" ] || return 0; read -r _ _ _s _ <\"/proc/$1/stat\"; [ \"$_s\" != Z ]; }\n";
 
 /// A signal to send to a process.
@@ -132,11 +138,14 @@ pub struct ProcessInfo {
 pub struct ProcessHandle {
     sandbox: Sandbox,
     pid: u32,
+    /// The leader of its process group (the `timeout` wrapper), under whose pid the records
+    /// are kept.
+    leader: u32,
     log_path: String,
 }
 
 impl ProcessHandle {
-    /// Its pid (the leader of its process group).
+    /// Its pid: the program's own (for a compound command, the subshell running it).
     #[must_use]
     pub fn pid(&self) -> u32 {
         self.pid
@@ -172,7 +181,7 @@ impl ProcessHandle {
     ///
     /// Exec errors.
     pub async fn is_running(&self) -> Result<bool> {
-        let script = format!("{ALIVE_FN}_alive {}", self.pid);
+        let script = format!("{ALIVE_FN}_alive {}", self.leader);
         Ok(self.sandbox.helper(script).await?.success())
     }
 
@@ -189,7 +198,7 @@ impl ProcessHandle {
         let script = format!(
             "{PROCS_DIR}{ALIVE_FN}while _alive {pid} && [ ! -f \"$R/{pid}.exit\" ]; do sleep 0.1; done\n\
              if [ -f \"$R/{pid}.exit\" ]; then cat \"$R/{pid}.exit\"; else echo none; fi",
-            pid = self.pid
+            pid = self.leader
         );
         let request = ExecRequest::shell(script).timeout(timeout);
         let output = match self.sandbox.exec_with(request).await {
@@ -214,6 +223,32 @@ impl ProcessHandle {
         })?;
         Ok(Some(ExitStatus::from_shell_status(status)))
     }
+}
+
+/// What the wrapper's subshell evaluates; either way the subshell `exec`s, so the pid `launch`
+/// reports is the program's. A simple command is run directly (dash, the images' `sh`, would
+/// fork even for a last command); anything with shell syntax becomes `sh -c COMMAND`, which
+/// `ps` shows as written.
+fn run_form(command: &str) -> String {
+    const SYNTAX: &[char] = &[
+        ';', '&', '|', '<', '>', '(', ')', '$', '`', '\\', '\n', '\r', '{', '}', '!', '#',
+    ];
+    // Shell keywords and builtins that `exec` cannot run.
+    const NOT_PROGRAMS: &[&str] = &[
+        "if", "then", "else", "elif", "fi", "case", "esac", "for", "while", "until", "do", "done",
+        "in", "function", "select", "time", "cd", "export", "unset", "set", "exit", "return", ".",
+        "source", "eval", "exec", "alias", "unalias", "readonly", "shift", "trap", "wait", "umask",
+        "ulimit", "break", "continue", ":", "local", "declare", "typeset", "let", "getopts",
+        "read", "hash", "type", "command", "builtin", "jobs", "fg", "bg", "times", "[[",
+    ];
+    let Some(first) = command.split_whitespace().next() else {
+        return format!("exec sh -c {}", quote(command));
+    };
+    if command.contains(SYNTAX) || first.contains(['=', '\'', '"']) || NOT_PROGRAMS.contains(&first)
+    {
+        return format!("exec sh -c {}", quote(command));
+    }
+    format!("exec {command}")
 }
 
 /// Deadline of the short scripts behind the process calls (listing, kill, logs, status).
@@ -248,16 +283,19 @@ impl Sandbox {
             script.push_str(&format!("export {key}={}\n", quote(value)));
         }
         let command = quote(&request.command);
+        let run = quote(&run_form(&request.command));
         // The wrapper clears a stale exit record of a recycled pid, arms its trap, opens the
         // log, then says it is up; launch returns only then, so a kill that follows at once
         // reaches a whole, armed process group.
         let token = uuid::Uuid::new_v4().simple().to_string();
         script.push_str(&format!(
-            "nohup timeout 0 sh -c 'rm -f \"$1/$PPID.exit\"; trap : TERM INT HUP; exec >\"$1/$PPID.log\" 2>&1 </dev/null; : >\"$1/$3.up\"; (eval \"$2\"); echo $? >\"$1/$PPID.exit\"' sandbox-proc \"$R\" {command} {token} >/dev/null 2>&1 </dev/null &\n\
+            "nohup timeout 0 sh -c 'rm -f \"$1/$PPID.exit\"; trap : TERM INT HUP; exec >\"$1/$PPID.log\" 2>&1 </dev/null; (c=; read -r c _ </proc/self/stat 2>/dev/null; echo \"$c\" >\"$1/$3.up\"; eval \"$2\"); echo $? >\"$1/$PPID.exit\"' sandbox-proc \"$R\" {run} {token} >/dev/null 2>&1 </dev/null &\n\
              p=$!\nprintf '%s\\n' {command} >\"$R/$p.cmd\"\n\
-             i=0; while [ ! -e \"$R/{token}.up\" ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done\n\
-             rm -f \"$R/{token}.up\"\n\
-             printf '%s\\n%s\\n' \"$p\" \"$R/$p.log\"\n"
+             i=0; while [ ! -s \"$R/{token}.up\" ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done\n\
+             c=; read -r c <\"$R/{token}.up\" 2>/dev/null; rm -f \"$R/{token}.up\"\n\
+             case $c in ''|*[!0-9]*) c=$p;; esac\n\
+             if [ \"$c\" != \"$p\" ]; then echo \"$p\" >\"$R/$c.leader\"; echo \"$c\" >\"$R/$p.child\"; fi\n\
+             printf '%s\\n%s\\n%s\\n' \"$c\" \"$R/$p.log\" \"$p\"\n"
         ));
         let output = self
             .exec_with(ExecRequest::shell(script).timeout(Duration::from_secs(60)))
@@ -270,10 +308,15 @@ impl Sandbox {
             .and_then(|l| l.trim().parse::<u32>().ok())
             .ok_or_else(|| Error::protocol(format!("launch did not report a pid: {text:?}")))?;
         let log_path = lines.next().unwrap_or_default().to_owned();
-        tracing::debug!(pid, "process launched");
+        let leader = lines
+            .next()
+            .and_then(|l| l.trim().parse::<u32>().ok())
+            .unwrap_or(pid);
+        tracing::debug!(pid, leader, "process launched");
         Ok(ProcessHandle {
             sandbox: self.clone(),
             pid,
+            leader,
             log_path,
         })
     }
@@ -311,7 +354,7 @@ impl Sandbox {
     pub async fn kill(&self, pid: u32, signal: Signal) -> Result<()> {
         let sig = signal.number();
         let script = format!(
-            "{PROCS_DIR}if [ -f \"$R/{pid}.cmd\" ]; then kill -{sig} -{pid} 2>/dev/null || kill -{sig} {pid}; else kill -{sig} {pid}; fi"
+            "{PROCS_DIR}{LEADER_FN}_leader {pid}; if [ -f \"$R/$g.cmd\" ]; then kill -{sig} -\"$g\" 2>/dev/null || kill -{sig} \"$g\"; else kill -{sig} {pid}; fi"
         );
         let output = self.helper(script).await?;
         if output.success() {
@@ -338,7 +381,7 @@ impl Sandbox {
     pub async fn kill_all(&self) -> Result<Vec<u32>> {
         let script = format!(
             "{PROCS_DIR}{ALIVE_FN}l=\nfor f in \"$R\"/*.cmd; do [ -f \"$f\" ] || continue; p=${{f##*/}}; p=${{p%.cmd}}; \
-             _alive \"$p\" || continue; kill -15 -\"$p\" 2>/dev/null || kill -15 \"$p\" 2>/dev/null; l=\"$l $p\"; echo \"$p\"; done\n\
+             _alive \"$p\" || continue; kill -15 -\"$p\" 2>/dev/null || kill -15 \"$p\" 2>/dev/null; l=\"$l $p\"; c=$p; [ -f \"$R/$p.child\" ] && read -r c <\"$R/$p.child\"; echo \"${{c:-$p}}\"; done\n\
              n=0; while [ $n -lt 30 ]; do a=; for p in $l; do _alive \"$p\" && a=1; done; [ -z \"$a\" ] && break; sleep 0.1; n=$((n+1)); done\n\
              for p in $l; do _alive \"$p\" && {{ kill -9 -\"$p\" 2>/dev/null || kill -9 \"$p\" 2>/dev/null; }}; done; exit 0"
         );
@@ -364,7 +407,7 @@ impl Sandbox {
             None => "cat \"$f\"".to_owned(),
         };
         let script = format!(
-            "{PROCS_DIR}f=\"$R/{pid}.log\"; if [ -f \"$f\" ]; then {read}; elif [ -f \"$R/{pid}.cmd\" ]; then :; else exit 3; fi"
+            "{PROCS_DIR}{LEADER_FN}_leader {pid}; f=\"$R/$g.log\"; if [ -f \"$f\" ]; then {read}; elif [ -f \"$R/$g.cmd\" ]; then :; else exit 3; fi"
         );
         let output = self.helper(script).await?;
         match output.code() {
@@ -399,9 +442,9 @@ impl Sandbox {
             None => "-c +1".to_owned(),
         };
         let script = format!(
-            "{PROCS_DIR}f=\"$R/{pid}.log\"\n\
-             if [ ! -f \"$f\" ]; then [ -f \"$R/{pid}.cmd\" ] && exit 0; exit 3; fi\n\
-             if tail --pid=1 -n 0 /dev/null >/dev/null 2>&1; then exec tail {from} -f --pid={pid} \"$f\"; fi\n\
+            "{PROCS_DIR}{LEADER_FN}_leader {pid}; f=\"$R/$g.log\"\n\
+             if [ ! -f \"$f\" ]; then [ -f \"$R/$g.cmd\" ] && exit 0; exit 3; fi\n\
+             if tail --pid=1 -n 0 /dev/null >/dev/null 2>&1; then exec tail {from} -f --pid=\"$g\" \"$f\"; fi\n\
              exec tail {from} -f \"$f\""
         );
         self.exec_stream(ExecRequest::shell(script)).await
@@ -532,6 +575,10 @@ impl Listing {
                 if p.state.starts_with('Z') {
                     return false;
                 }
+                // The wrapper `launch` puts around a program (the program itself has exec'd).
+                if is_launch_wrapper(&p.command) {
+                    return false;
+                }
                 if agents.contains(ppid) {
                     // A child of an agent: a command it started (kept, unless it is the
                     // `timeout` wrapper used without setsid) or one of its helpers.
@@ -542,6 +589,15 @@ impl Listing {
             .map(|(_, p)| p)
             .collect()
     }
+}
+
+/// How the launch wrapper's shell appears in a listing.
+const LAUNCH_WRAPPER: &str = "sh -c rm -f \"$1/$PPID.exit\"; trap : TERM INT HUP;";
+
+/// Whether a listed command is the `timeout 0 sh -c ...` wrapper of a launched process.
+fn is_launch_wrapper(command: &str) -> bool {
+    let script = command.strip_prefix("timeout 0 ").unwrap_or(command);
+    script.starts_with(LAUNCH_WRAPPER) && command.contains(" sandbox-proc ")
 }
 
 fn parse_ps_line(line: &str) -> Option<ProcessInfo> {
@@ -564,6 +620,27 @@ fn parse_ps_line(line: &str) -> Option<ProcessInfo> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn simple_commands_are_execd_and_shell_syntax_is_not() {
+        assert_eq!(
+            run_form("python app.py --port 8080"),
+            "exec python app.py --port 8080"
+        );
+        assert_eq!(run_form("sleep 'a b'"), "exec sleep 'a b'");
+        for command in [
+            "cd work && exec sleep 1",
+            "echo $HOME",
+            "FOO=1 python app.py",
+            "export A=1",
+            "while true",
+            "sleep 1; echo done",
+            "python a.py > out.log",
+            "  ",
+        ] {
+            assert_eq!(run_form(command), format!("exec sh -c {}", quote(command)));
+        }
+    }
+
     use super::*;
 
     #[test]
