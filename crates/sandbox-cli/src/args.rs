@@ -160,6 +160,8 @@ pub enum Command {
     Emulator(EmulatorArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(CompletionsArgs),
+    /// Serve sandboxes as tools for AI agents over MCP (stdio or HTTP).
+    Mcp(McpArgs),
 }
 
 /// `sandbox completions`.
@@ -848,6 +850,51 @@ pub struct EmulatorArgs {
     /// Print the URL and token as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `sandbox mcp`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Speaks MCP (JSON-RPC) on stdin and stdout; logs go to stderr. Add it to an \
+                  agent's configuration as the command `sandbox` with the arguments `mcp`: see \
+                  docs/mcp.md. The server's sandboxes are deleted when it stops (stdin closed, \
+                  SIGINT, SIGTERM) unless --keep."
+)]
+pub struct McpArgs {
+    /// The expiry of the sandboxes the server creates, unless a call asks for another.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1h")]
+    pub ttl: std::time::Duration,
+    /// Keep the server's sandboxes when it stops (they still expire).
+    #[arg(long)]
+    pub keep: bool,
+    /// The most sandboxes the server may have at once.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub max_sandboxes: usize,
+    /// Let the tools reach every sandbox of the provider, not only the server's own.
+    #[arg(long)]
+    pub allow_any: bool,
+    /// Let `upload_file` and `download_file` use this host folder (and nothing outside it).
+    #[arg(long, value_name = "DIR")]
+    pub allow_host_files: Option<PathBuf>,
+    /// The timeout of `exec` when a call gives none.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    pub exec_timeout: std::time::Duration,
+    /// Serve streamable HTTP at http://ADDR/mcp instead of stdio (port 0 picks a free one),
+    /// until SIGINT or SIGTERM. A bearer token is required on every request.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<std::net::SocketAddr>,
+    /// The bearer token of `--http` (default: a random one, printed at start).
+    #[arg(
+        long,
+        env = "SANDBOX_MCP_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        requires = "http"
+    )]
+    pub http_token: Option<String>,
+    /// Let `--http` listen on an address other than loopback.
+    #[arg(long, requires = "http")]
+    pub http_allow_remote: bool,
 }
 
 /// The longest duration accepted anywhere (about 31 years): past it, a number is a typo.

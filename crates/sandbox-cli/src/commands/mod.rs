@@ -18,6 +18,7 @@ mod emulator;
 mod exec;
 mod files;
 mod lifecycle;
+mod mcp;
 mod process;
 pub(crate) mod snapshot;
 
@@ -45,6 +46,9 @@ pub(crate) async fn dispatch(
         _ => {}
     }
     let provider = crate::provider::open(&settings)?;
+    if let Command::Mcp(args) = command {
+        return mcp::mcp(provider, args, printer).await;
+    }
     let ctx = Ctx {
         provider,
         settings,
@@ -69,7 +73,7 @@ pub(crate) async fn dispatch(
         Command::Wake(args) => snapshot::wake(&ctx, args).await,
         Command::Gc(args) => lifecycle::gc(&ctx, args).await,
         Command::Extend(args) => lifecycle::extend(&ctx, args).await,
-        Command::Emulator(_) | Command::Completions(_) => Ok(Exit::Usage),
+        Command::Emulator(_) | Command::Completions(_) | Command::Mcp(_) => Ok(Exit::Usage),
     }
 }
 

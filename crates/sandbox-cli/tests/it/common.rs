@@ -29,6 +29,7 @@ const SCRUBBED: &[&str] = &[
     "DIGITALOCEAN_CONFIG",
     "DOCTL",
     "EMULATOR_TOKEN",
+    "SANDBOX_MCP_TOKEN",
     "APP_SANDBOX_REGION",
     "RUST_LOG",
     "XDG_CONFIG_HOME",

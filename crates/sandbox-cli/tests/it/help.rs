@@ -27,6 +27,7 @@ fn subcommand_help() {
         "emulator",
         "cp",
         "completions",
+        "mcp",
     ] {
         sandbox_snapshot!(ctx, format!("help_{command}"), ctx.run([command, "--help"]));
     }

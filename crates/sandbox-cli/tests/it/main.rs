@@ -8,6 +8,7 @@ mod common;
 mod emulator;
 mod help;
 mod local;
+mod mcp;
 mod smoke;
 mod snapshot_cli;
 mod usability;
